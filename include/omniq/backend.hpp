@@ -1,0 +1,102 @@
+// NatsBackend: one NATS connection shared by omniq's four storage parts — the task queue
+// (JetStream work-queue stream), the result store and the schedule store (KV buckets) and the
+// event log (JetStream stream) — each with a coroutine API and a blocking twin.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <spdlog/logger.h>
+
+#include "omniq/config.hpp"
+#include "omniq/detail/connection.hpp"
+#include "omniq/reports.hpp"
+
+namespace omniq {
+
+namespace asio = boost::asio;
+
+class TaskQueue;
+class ResultStore;
+class EventLog;
+class ScheduleStore;
+class SyncTaskQueue;
+class SyncResultStore;
+class SyncEventLog;
+class SyncScheduleStore;
+
+class NatsBackend {
+ public:
+  // Runs on an io thread of its own: the form for sync callers and simple programs.
+  explicit NatsBackend(Config config, std::shared_ptr<spdlog::logger> logger = nullptr);
+  // Runs on the caller's executor (an io_context the application runs).
+  NatsBackend(asio::any_io_executor executor, Config config, std::shared_ptr<spdlog::logger> logger = nullptr);
+  // Closes the connection if still open (prefer `co_await close()`), stops an owned io thread.
+  ~NatsBackend();
+  NatsBackend(const NatsBackend&) = delete;
+  NatsBackend& operator=(const NatsBackend&) = delete;
+
+  // Connects to the configured servers. Streams and buckets are created when a storage part
+  // is first used, so a part never used creates nothing. Throws omniq::Error:
+  // connection_failed, auth_failed, tls_error, jetstream_unavailable.
+  asio::awaitable<void> connect();
+  // Closes the connection; pending operations fail with errc::closed. Idempotent.
+  asio::awaitable<void> close();
+  void connect_sync();
+  void close_sync();
+  bool is_connected() const noexcept { return connection_->is_connected(); }
+
+  TaskQueue& task_queue();
+  ResultStore& result_store();
+  EventLog& event_log();
+  ScheduleStore& schedule_store();
+  SyncTaskQueue& sync_task_queue();
+  SyncResultStore& sync_result_store();
+  SyncEventLog& sync_event_log();
+  SyncScheduleStore& sync_schedule_store();
+
+  const Config& config() const noexcept { return connection_->config(); }
+  asio::any_io_executor get_executor() const noexcept { return executor_; }
+  spdlog::logger& log() const noexcept { return connection_->log(); }
+  detail::Connection& connection() noexcept { return *connection_; }
+
+ private:
+  struct Parts;
+  Parts& parts();
+
+  std::unique_ptr<asio::io_context> own_io_;  // set when the backend runs its own io thread
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> own_work_;
+  std::thread own_thread_;
+  asio::any_io_executor executor_;
+  std::unique_ptr<detail::Connection> connection_;
+  std::mutex parts_mu_;
+  std::unique_ptr<Parts> parts_;
+};
+
+// RAII for sync callers: connects on construction, closes on destruction.
+class ConnectionScope {
+ public:
+  explicit ConnectionScope(NatsBackend& backend) : backend_(backend) { backend_.connect_sync(); }
+  ~ConnectionScope() {
+    try {
+      backend_.close_sync();
+    } catch (...) {
+    }
+  }
+  ConnectionScope(const ConnectionScope&) = delete;
+  ConnectionScope& operator=(const ConnectionScope&) = delete;
+
+ private:
+  NatsBackend& backend_;
+};
+
+// The logger omniq uses when none is given: a clone of spdlog's default logger named "omniq".
+std::shared_ptr<spdlog::logger> default_logger();
+
+}  // namespace omniq

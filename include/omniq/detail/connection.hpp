@@ -1,0 +1,131 @@
+// One nats.c connection and its JetStream context, shared by every storage part of a
+// NatsBackend. It offers two non-blocking primitives to coroutines:
+//  - async_request: publish with a reply subject on one multiplexed inbox subscription and
+//    complete when the reply arrives (JetStream publishes, KV puts/gets, JetStream API calls);
+//  - async_blocking: run a blocking nats.c call on the connection's blocking pool.
+// Every pending request is failed with errc::closed when the connection closes.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <spdlog/logger.h>
+
+#include "omniq/config.hpp"
+#include "omniq/detail/bridge.hpp"
+
+// nats.c handle types, declared here so public headers do not include nats.h.
+typedef struct __natsConnection natsConnection;
+typedef struct __jsCtx jsCtx;
+
+namespace omniq::detail {
+
+struct Header {
+  std::string name{};
+  std::string value{};
+};
+
+struct Request {
+  std::string subject{};
+  std::string data{};
+  std::vector<Header> headers{};
+  std::optional<std::chrono::milliseconds> timeout{};  // default: config.request_timeout
+};
+
+struct Reply {
+  std::string subject{};
+  std::string data{};
+  std::vector<Header> headers{};
+  int status = 0;           // the "Status" header (503 no responders, 404, 408...), 0 if none
+  std::string description{};  // the "Description" header
+  std::optional<std::string_view> header(std::string_view name) const {
+    for (const auto& h : headers)
+      if (h.name == name) return h.value;
+    return std::nullopt;
+  }
+};
+
+// Invoked from any thread; it posts to the awaiter's executor (see post_to_associated).
+using ReplyHandler = asio::any_completion_handler<void(std::exception_ptr, Reply)>;
+
+struct ConnectionState;  // shared with nats.c callbacks; defined in src/connection.cpp
+
+class Connection {
+ public:
+  Connection(asio::any_io_executor io, Config config, std::shared_ptr<spdlog::logger> logger);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Connects (blocking; offloaded by async_connect). Throws omniq::Error with a clear message:
+  // connection_failed, auth_failed, tls_error, jetstream_unavailable.
+  template <class CompletionToken>
+  auto async_connect(CompletionToken&& token) {
+    return async_offload(blocking_executor(), [this] { connect_blocking(); },
+                         std::forward<CompletionToken>(token));
+  }
+  // Closes the connection, failing every pending request with errc::closed. Idempotent.
+  template <class CompletionToken>
+  auto async_close(CompletionToken&& token) {
+    return async_offload(blocking_executor(), [this] { close_blocking(); },
+                         std::forward<CompletionToken>(token));
+  }
+  void connect_blocking();
+  void close_blocking() noexcept;
+
+  // Publishes `request` with a reply subject and completes with the reply; errors:
+  // not_connected, closed, timeout, payload_too_large, invalid_name (bad subject).
+  template <class CompletionToken>
+  auto async_request(Request request, CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::exception_ptr, Reply)>(
+        [this](auto handler, Request req) {
+          start_request(std::move(req), post_to_associated<std::exception_ptr, Reply>(std::move(handler), io_));
+        },
+        token, std::move(request));
+  }
+
+  // Runs `f(natsConnection*, jsCtx*)` on the blocking pool; `f` may throw omniq::Error.
+  template <class F, class CompletionToken>
+  auto async_blocking(F&& f, CompletionToken&& token) {
+    return async_offload(
+        blocking_executor(),
+        [this, fn = std::forward<F>(f)]() mutable { return fn(require_nats(), require_js()); },
+        std::forward<CompletionToken>(token));
+  }
+
+  bool is_connected() const noexcept;
+  std::int64_t max_payload() const noexcept;  // the server's max_payload, 0 before connect
+  std::string connected_url() const;
+  std::string server_id() const;
+  const Config& config() const noexcept { return config_; }
+  spdlog::logger& log() const noexcept { return *logger_; }
+  const std::shared_ptr<spdlog::logger>& logger() const noexcept { return logger_; }
+  asio::any_io_executor executor() const noexcept { return io_; }
+  asio::thread_pool::executor_type blocking_executor() noexcept { return pool_.get_executor(); }
+
+  // For compiled glue in src/: throw not_connected if there is no open connection.
+  natsConnection* require_nats() const;
+  jsCtx* require_js() const;
+
+ private:
+  void start_request(Request request, ReplyHandler handler);
+
+  asio::any_io_executor io_;
+  Config config_;
+  std::shared_ptr<spdlog::logger> logger_;
+  asio::thread_pool pool_;
+  std::atomic<std::shared_ptr<ConnectionState>> state_;
+};
+
+}  // namespace omniq::detail

@@ -1,0 +1,34 @@
+// Lazily creates a storage part's streams or buckets on first use, once per backend.
+#pragma once
+
+#include <atomic>
+#include <utility>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "omniq/detail/connection.hpp"
+
+namespace omniq::detail {
+
+class Provisioned {
+ public:
+  // Runs `create(natsConnection*, jsCtx*)` on the blocking pool unless it already succeeded.
+  // Concurrent first callers may both run it: creation is idempotent on the server.
+  template <class F>
+  asio::awaitable<void> ensure(Connection& connection, F create) {
+    if (done_.load(std::memory_order_acquire)) co_return;
+    // Named, not a temporary inside co_await: g++ 12 mishandles such temporaries' lifetimes.
+    auto work = [create = std::move(create)](natsConnection* nc, jsCtx* js) mutable {
+      create(nc, js);
+      return true;
+    };
+    co_await connection.async_blocking(std::move(work), asio::use_awaitable);
+    done_.store(true, std::memory_order_release);
+  }
+
+ private:
+  std::atomic<bool> done_{false};
+};
+
+}  // namespace omniq::detail

@@ -1,0 +1,91 @@
+// Errors raised by omniq: one error code enum with its own category, and an exception that
+// carries the code plus a message naming the thing at fault. Expected outcomes (an empty
+// dequeue, a missing key, a lost compare-and-swap) are values, never these errors.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+namespace omniq {
+
+enum class errc {
+  invalid_argument = 1,  // a value the caller passed is not acceptable
+  invalid_name,          // a queue name / id / key a NATS subject token or KV key cannot hold
+  invalid_cron,          // a cron expression or time zone that cannot be parsed
+  invalid_config,        // an unknown key or a wrong type in a configuration
+  decode_error,          // stored bytes that are not a valid model
+  connection_failed,     // no server reachable, or the connection was refused
+  auth_failed,           // credentials refused by the server
+  tls_error,             // TLS handshake or certificate verification failed
+  not_connected,         // an operation before connect() or after close()
+  closed,                // the backend was closed while the operation was pending
+  timeout,               // the server did not answer in time
+  payload_too_large,     // the message is larger than the server accepts
+  stream_full,           // the stream refuses new messages (limits reached, discard new)
+  permission_denied,     // the server refused a publish or subscribe
+  jetstream_unavailable, // the server has no JetStream enabled
+  wrong_thread,          // a blocking call made on the backend's own io thread
+  nats_error,            // any other error nats.c reported
+  server_error,          // the local test/demo server could not be started
+};
+
+const std::error_category& omniq_category() noexcept;
+
+inline std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), omniq_category()};
+}
+
+// The exception every omniq operation throws on a real failure. what() is exactly the
+// message (naming the thing at fault); code() carries the errc for programs that branch on it.
+class Error : public std::system_error {
+ public:
+  Error(errc code, const std::string& what) : std::system_error(make_error_code(code)), message_(what) {}
+  const char* what() const noexcept override { return message_.what(); }
+  errc kind() const noexcept { return static_cast<errc>(code().value()); }
+
+ private:
+  std::runtime_error message_;  // copying it cannot throw, as an exception's copy must not
+};
+
+[[noreturn]] inline void throw_error(errc code, const std::string& what) { throw Error(code, what); }
+
+namespace detail {
+class omniq_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "omniq"; }
+  std::string message(int ev) const override {
+    switch (static_cast<errc>(ev)) {
+      case errc::invalid_argument: return "invalid argument";
+      case errc::invalid_name: return "invalid name";
+      case errc::invalid_cron: return "invalid cron expression";
+      case errc::invalid_config: return "invalid configuration";
+      case errc::decode_error: return "cannot decode stored value";
+      case errc::connection_failed: return "connection failed";
+      case errc::auth_failed: return "authentication failed";
+      case errc::tls_error: return "TLS error";
+      case errc::not_connected: return "not connected";
+      case errc::closed: return "backend closed";
+      case errc::timeout: return "timed out";
+      case errc::payload_too_large: return "payload too large";
+      case errc::stream_full: return "stream full";
+      case errc::permission_denied: return "permission denied";
+      case errc::jetstream_unavailable: return "JetStream not available";
+      case errc::wrong_thread: return "blocking call on the backend's io thread";
+      case errc::nats_error: return "NATS error";
+      case errc::server_error: return "local server error";
+    }
+    return "unknown omniq error";
+  }
+};
+}  // namespace detail
+
+inline const std::error_category& omniq_category() noexcept {
+  static const detail::omniq_category_impl category;
+  return category;
+}
+
+}  // namespace omniq
+
+template <>
+struct std::is_error_code_enum<omniq::errc> : std::true_type {};

@@ -1,0 +1,435 @@
+#include "omniq/detail/connection.hpp"
+
+#include <charconv>
+#include <mutex>
+#include <unordered_map>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "nats_util.hpp"
+
+namespace omniq::detail {
+
+namespace {
+using SteadyClock = std::chrono::steady_clock;
+constexpr auto kSweepInterval = std::chrono::milliseconds(25);
+
+bool subject_is_publishable(std::string_view s) {
+  if (s.empty() || s.front() == '.' || s.back() == '.') return false;
+  char prev = 0;
+  for (unsigned char c : s) {
+    if (c <= 0x20 || c == 0x7F) return false;  // the server closes the connection on these
+    if (c == '.' && prev == '.') return false;  // empty token: matches no stream
+    prev = static_cast<char>(c);
+  }
+  return true;
+}
+}  // namespace
+
+// State shared between the Connection and nats.c's callback threads. nats.c callbacks hold
+// their own shared_ptr (freed in the subscription's completion and the closed callback), so
+// the state outlives any callback still running after close.
+struct ConnectionState {
+  struct Pending {
+    ReplyHandler handler;
+    SteadyClock::time_point deadline;
+    std::string subject;
+  };
+
+  std::shared_ptr<spdlog::logger> logger;
+
+  std::mutex mu;
+  std::unordered_map<std::uint64_t, Pending> pending;  // guarded by mu
+  bool open = false;                                   // guarded by mu
+  std::uint64_t next_id = 1;                           // guarded by mu
+
+  natsConnection* conn = nullptr;
+  jsCtx* js = nullptr;
+  natsSubscription* mux = nullptr;
+  std::string inbox_base;  // "<inbox prefix>.<nuid>." — the reply subject is this + id
+  std::atomic<std::int64_t> max_payload{0};
+  std::atomic<bool> closing{false};
+
+  static void complete(Pending&& p, std::exception_ptr ep, Reply reply) {
+    std::move(p.handler)(std::move(ep), std::move(reply));
+  }
+
+  std::optional<Pending> take(std::uint64_t id) {
+    std::lock_guard lock(mu);
+    auto it = pending.find(id);
+    if (it == pending.end()) return std::nullopt;
+    Pending p = std::move(it->second);
+    pending.erase(it);
+    return p;
+  }
+
+  void fail_all(errc kind, const std::string& why) {
+    std::unordered_map<std::uint64_t, Pending> failed;
+    {
+      std::lock_guard lock(mu);
+      failed.swap(pending);
+    }
+    for (auto& [id, p] : failed)
+      complete(std::move(p), std::make_exception_ptr(Error(kind, "request on " + p.subject + ": " + why)), {});
+  }
+
+  void expire(SteadyClock::time_point now) {
+    std::vector<Pending> expired;
+    {
+      std::lock_guard lock(mu);
+      for (auto it = pending.begin(); it != pending.end();) {
+        if (it->second.deadline <= now) {
+          expired.push_back(std::move(it->second));
+          it = pending.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& p : expired) {
+      auto subject = p.subject;
+      complete(std::move(p),
+               std::make_exception_ptr(Error(errc::timeout, "no reply to request on " + subject +
+                                                                " within the request timeout")),
+               {});
+    }
+  }
+
+  // --- nats.c callbacks: never throw, never resume a coroutine here. ---
+
+  static void on_reply(natsConnection*, natsSubscription*, natsMsg* raw, void* closure) noexcept {
+    MsgPtr msg(raw);
+    auto* self = static_cast<std::shared_ptr<ConnectionState>*>(closure)->get();
+    try {
+      std::string_view subject = natsMsg_GetSubject(msg.get());
+      const auto dot = subject.rfind('.');
+      std::uint64_t id = 0;
+      if (dot == std::string_view::npos) return;
+      auto [ptr, ec] = std::from_chars(subject.data() + dot + 1, subject.data() + subject.size(), id);
+      if (ec != std::errc{}) return;
+      auto p = self->take(id);
+      if (!p) return;  // timed out or failed already
+      complete(std::move(*p), nullptr, to_reply(msg.get()));
+    } catch (const std::exception& e) {
+      self->logger->error("omniq: dropping a reply that could not be handled: {}", e.what());
+    } catch (...) {
+      self->logger->error("omniq: dropping a reply that could not be handled");
+    }
+  }
+
+  static Reply to_reply(natsMsg* msg) {
+    Reply r;
+    r.subject = natsMsg_GetSubject(msg);
+    if (const char* d = natsMsg_GetData(msg)) r.data.assign(d, static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
+    const char** keys = nullptr;
+    int count = 0;
+    if (natsMsgHeader_Keys(msg, &keys, &count) == NATS_OK) {
+      for (int i = 0; i < count; ++i) {
+        const char** values = nullptr;
+        int nvalues = 0;
+        if (natsMsgHeader_Values(msg, keys[i], &values, &nvalues) == NATS_OK) {
+          for (int j = 0; j < nvalues; ++j) r.headers.push_back({keys[i], values[j]});
+          free(values);
+        }
+      }
+      free(keys);
+    }
+    if (auto s = r.header("Status")) std::from_chars(s->data(), s->data() + s->size(), r.status);
+    if (natsMsg_IsNoResponders(msg)) r.status = 503;
+    if (auto d = r.header("Description")) r.description = std::string(*d);
+    return r;
+  }
+
+  static void on_mux_complete(void* closure) noexcept {
+    delete static_cast<std::shared_ptr<ConnectionState>*>(closure);
+  }
+
+  static void on_disconnected(natsConnection*, void* closure) noexcept {
+    auto* self = static_cast<ConnectionState*>(closure);
+    if (self->closing.load()) return;  // our own close, not an outage
+    self->logger->warn("omniq: disconnected from NATS; reconnecting");
+  }
+  static void on_reconnected(natsConnection* nc, void* closure) noexcept {
+    char url[256] = {0};
+    natsConnection_GetConnectedUrl(nc, url, sizeof url);
+    static_cast<ConnectionState*>(closure)->logger->info("omniq: reconnected to {}", url);
+  }
+  static void on_async_error(natsConnection*, natsSubscription*, natsStatus s, void* closure) noexcept {
+    const char* text = nullptr;
+    text = natsStatus_GetText(s);
+    static_cast<ConnectionState*>(closure)->logger->error("omniq: asynchronous NATS error: {}",
+                                                          text ? text : "unknown");
+  }
+  static void on_closed(natsConnection*, void* closure) noexcept {
+    auto* holder = static_cast<std::shared_ptr<ConnectionState>*>(closure);
+    (*holder)->logger->debug("omniq: NATS connection closed");
+    delete holder;
+  }
+};
+
+Connection::Connection(asio::any_io_executor io, Config config, std::shared_ptr<spdlog::logger> logger)
+    : io_(std::move(io)),
+      config_(std::move(config)),
+      logger_(std::move(logger)),
+      pool_(static_cast<std::size_t>(std::max(1, config_.blocking_threads))) {}
+
+Connection::~Connection() {
+  close_blocking();
+  pool_.join();
+}
+
+namespace {
+
+struct SweepTimer {
+  // Expires requests whose deadline passed; one timer for all requests is cheaper than one each.
+  static void arm(std::shared_ptr<asio::steady_timer> timer, std::weak_ptr<ConnectionState> weak) {
+    timer->expires_after(kSweepInterval);
+    timer->async_wait([timer, weak](boost::system::error_code ec) {
+      auto state = weak.lock();
+      if (ec || !state) return;
+      {
+        std::lock_guard lock(state->mu);
+        if (!state->open) return;
+      }
+      state->expire(SteadyClock::now());
+      arm(timer, weak);
+    });
+  }
+};
+
+std::string servers_text(const Config& c) {
+  std::string out;
+  for (const auto& s : c.servers) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+}  // namespace
+
+void Connection::connect_blocking() {
+  if (is_connected()) return;
+  auto state = std::make_shared<ConnectionState>();
+  state->logger = logger_;
+
+  natsOptions* raw_opts = nullptr;
+  check(natsOptions_Create(&raw_opts), "creating NATS options");
+  OptionsPtr opts(raw_opts);
+
+  std::vector<const char*> urls;
+  for (const auto& s : config_.servers) urls.push_back(s.c_str());
+  check(natsOptions_SetServers(opts.get(), urls.data(), static_cast<int>(urls.size())), "servers");
+  if (!config_.user.empty() || !config_.password.empty())
+    check(natsOptions_SetUserInfo(opts.get(), config_.user.c_str(), config_.password.c_str()), "user/password");
+  if (!config_.token.empty()) check(natsOptions_SetToken(opts.get(), config_.token.c_str()), "token");
+  const bool tls = config_.tls_enabled();
+  if (tls) {
+    check(natsOptions_SetSecure(opts.get(), true), "enabling TLS");
+    if (!config_.tls_ca.empty())
+      check(natsOptions_LoadCATrustedCertificates(opts.get(), config_.tls_ca.c_str()),
+            "loading tls_ca \"" + config_.tls_ca + "\"");
+    if (!config_.tls_cert.empty())
+      check(natsOptions_LoadCertificatesChain(opts.get(), config_.tls_cert.c_str(), config_.tls_key.c_str()),
+            "loading tls_cert \"" + config_.tls_cert + "\" / tls_key \"" + config_.tls_key + "\"");
+  }
+  check(natsOptions_SetTimeout(opts.get(), to_ms(config_.connect_timeout)), "connect_timeout");
+  check(natsOptions_SetReconnectWait(opts.get(), to_ms(config_.reconnect_time_wait)), "reconnect_time_wait");
+  check(natsOptions_SetMaxReconnect(opts.get(), config_.max_reconnect_attempts), "max_reconnect_attempts");
+  check(natsOptions_SetVerbose(opts.get(), config_.verbose), "verbose");
+  check(natsOptions_SetPedantic(opts.get(), config_.pedantic), "pedantic");
+  check(natsOptions_SetName(opts.get(), config_.name.c_str()), "name");
+  // Requests carry our work; a 1 ms flusher delay per request would cap latency-bound callers.
+  check(natsOptions_SetSendAsap(opts.get(), true), "send_asap");
+  if (!config_.inbox_prefix.empty())
+    check(natsOptions_SetCustomInboxPrefix(opts.get(), config_.inbox_prefix.c_str()), "inbox_prefix");
+  check(natsOptions_SetDisconnectedCB(opts.get(), &ConnectionState::on_disconnected, state.get()), "callbacks");
+  check(natsOptions_SetReconnectedCB(opts.get(), &ConnectionState::on_reconnected, state.get()), "callbacks");
+  check(natsOptions_SetErrorHandler(opts.get(), &ConnectionState::on_async_error, state.get()), "callbacks");
+  auto* closed_holder = new std::shared_ptr<ConnectionState>(state);
+  check(natsOptions_SetClosedCB(opts.get(), &ConnectionState::on_closed, closed_holder), "callbacks");
+
+  natsConnection* nc = nullptr;
+  natsStatus s = natsConnection_Connect(&nc, opts.get());
+  if (s != NATS_OK) {
+    delete closed_holder;  // nats.c never calls back for a connection that was not made
+    std::string text = nats_error_text(s);
+    auto kind = errc_from_status(s, text);
+    std::string msg;
+    switch (kind) {
+      case errc::auth_failed: msg = "NATS server at " + servers_text(config_) + " refused the credentials: " + text; break;
+      case errc::tls_error: msg = "TLS connection to " + servers_text(config_) + " failed: " + text; break;
+      default:
+        kind = errc::connection_failed;
+        msg = "cannot connect to NATS at " + servers_text(config_) + " within connect_timeout " +
+              std::to_string(config_.connect_timeout.count()) + " ms: " + text;
+        // With TLS 1.3 a server that requires a client certificate drops the connection only
+        // after the handshake, which nats.c reports as a missing PONG.
+        if (config_.tls_enabled() && config_.tls_cert.empty() && text.find("PONG") != std::string::npos)
+          msg += " (the server closed the TLS connection; it may require a client certificate: set tls_cert and tls_key)";
+    }
+    throw_error(kind, msg);
+  }
+  state->conn = nc;
+  auto cleanup_on_error = [&] {
+    if (state->mux) natsSubscription_Destroy(state->mux);
+    if (state->js) jsCtx_Destroy(state->js);
+    natsConnection_Close(nc);
+    natsConnection_Destroy(nc);
+  };
+  try {
+    state->max_payload = natsConnection_GetMaxPayload(nc);
+
+    jsOptions jsopts;
+    check(jsOptions_Init(&jsopts), "JetStream options");
+    jsopts.Wait = to_ms(config_.request_timeout);
+    check(natsConnection_JetStream(&state->js, nc, &jsopts), "creating the JetStream context");
+
+    jsAccountInfo* ai = nullptr;
+    jsErrCode jerr = static_cast<jsErrCode>(0);
+    s = js_GetAccountInfo(&ai, state->js, nullptr, &jerr);
+    if (s != NATS_OK) {
+      if (s == NATS_NO_RESPONDERS || s == NATS_TIMEOUT || jerr == JSNotEnabledErr || jerr == JSNotEnabledForAccountErr)
+        throw_error(errc::jetstream_unavailable,
+                    "NATS server at " + connected_url() + " has no JetStream enabled (start nats-server with -js): " +
+                        nats_error_text(s));
+      throw_js(s, jerr, "reading the JetStream account");
+    }
+    jsAccountInfo_Destroy(ai);
+
+    // One wildcard inbox subscription serves every request's reply.
+    char* inbox = nullptr;
+    check(natsInbox_Create(&inbox), "creating an inbox");
+    std::string nuid = inbox;
+    natsInbox_Destroy(inbox);
+    nuid = nuid.substr(nuid.rfind('.') + 1);
+    const std::string prefix = config_.inbox_prefix.empty() ? "_INBOX" : config_.inbox_prefix;
+    state->inbox_base = prefix + "." + nuid + ".";
+    auto* mux_holder = new std::shared_ptr<ConnectionState>(state);
+    s = natsConnection_Subscribe(&state->mux, nc, (state->inbox_base + "*").c_str(), &ConnectionState::on_reply,
+                                 mux_holder);
+    if (s != NATS_OK) {
+      delete mux_holder;
+      throw_nats(s, "subscribing to the reply inbox " + state->inbox_base + "*");
+    }
+    natsSubscription_SetOnCompleteCB(state->mux, &ConnectionState::on_mux_complete, mux_holder);
+    check(natsSubscription_SetPendingLimits(state->mux, -1, -1), "reply inbox limits");
+    check(natsConnection_FlushTimeout(nc, to_ms(config_.request_timeout)), "registering the reply inbox");
+  } catch (...) {
+    cleanup_on_error();
+    throw;
+  }
+  {
+    std::lock_guard lock(state->mu);
+    state->open = true;
+  }
+  state_.store(state);
+  SweepTimer::arm(std::make_shared<asio::steady_timer>(pool_.get_executor()), state);
+  logger_->info("omniq: connected to {} (server id {}, max_payload {} bytes)", connected_url(), server_id(),
+                state->max_payload.load());
+}
+
+void Connection::close_blocking() noexcept {
+  auto state = state_.exchange(nullptr);
+  if (!state) return;
+  {
+    std::lock_guard lock(state->mu);
+    state->open = false;
+  }
+  state->closing = true;
+  natsConnection_Close(state->conn);
+  state->fail_all(errc::closed, "the backend was closed");
+  natsSubscription_Destroy(state->mux);
+  jsCtx_Destroy(state->js);
+  natsConnection_Destroy(state->conn);
+  logger_->info("omniq: connection closed");
+}
+
+void Connection::start_request(Request request, ReplyHandler handler) {
+  auto state = state_.load();
+  auto fail = [&](errc kind, std::string msg) {
+    ConnectionState::complete(ConnectionState::Pending{std::move(handler), {}, {}},
+                              std::make_exception_ptr(Error(kind, msg)), {});
+  };
+  if (!subject_is_publishable(request.subject))
+    return fail(errc::invalid_name, "subject \"" + request.subject +
+                                        "\" cannot be published (empty token, whitespace or control character)");
+  if (!state) return fail(errc::not_connected, "request on " + request.subject + ": the backend is not connected");
+
+  natsMsg* raw = nullptr;
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lock(state->mu);
+    if (!state->open) return fail(errc::closed, "request on " + request.subject + ": the backend was closed");
+    id = state->next_id++;
+  }
+  const std::string reply = state->inbox_base + std::to_string(id);
+  if (natsMsg_Create(&raw, request.subject.c_str(), reply.c_str(), request.data.data(),
+                     static_cast<int>(request.data.size())) != NATS_OK)
+    return fail(errc::nats_error, "creating a message on " + request.subject + ": " + nats_error_text(NATS_ERR));
+  MsgPtr msg(raw);
+  for (const auto& h : request.headers) {
+    if (natsMsgHeader_Add(msg.get(), h.name.c_str(), h.value.c_str()) != NATS_OK)
+      return fail(errc::invalid_argument, "header \"" + h.name + "\" on " + request.subject + ": " +
+                                              nats_error_text(NATS_ERR));
+  }
+  const auto deadline = SteadyClock::now() + request.timeout.value_or(config_.request_timeout);
+  {
+    std::lock_guard lock(state->mu);
+    state->pending.emplace(id, ConnectionState::Pending{std::move(handler), deadline, request.subject});
+  }
+  // Registered before publishing: the reply can arrive before PublishMsg returns.
+  const natsStatus s = natsConnection_PublishMsg(state->conn, msg.get());
+  if (s != NATS_OK) {
+    auto p = state->take(id);
+    if (!p) return;  // already completed by close or timeout
+    std::string text = nats_error_text(s);
+    std::string msg_text;
+    if (s == NATS_MAX_PAYLOAD) {
+      std::size_t header_bytes = 0;
+      for (const auto& h : request.headers) header_bytes += h.name.size() + h.value.size() + 4;
+      msg_text = "message on " + request.subject + " is " + std::to_string(request.data.size() + header_bytes) +
+                 " bytes (data + headers), over the server's max_payload of " +
+                 std::to_string(state->max_payload.load()) + " bytes";
+    } else {
+      msg_text = "publishing on " + request.subject + ": " + text;
+    }
+    ConnectionState::complete(std::move(*p), std::make_exception_ptr(Error(errc_from_status(s, text), msg_text)), {});
+  }
+}
+
+bool Connection::is_connected() const noexcept {
+  auto state = state_.load();
+  return state && state->conn && natsConnection_Status(state->conn) == NATS_CONN_STATUS_CONNECTED;
+}
+
+std::int64_t Connection::max_payload() const noexcept {
+  auto state = state_.load();
+  return state ? state->max_payload.load() : 0;
+}
+
+std::string Connection::connected_url() const {
+  auto state = state_.load();
+  char url[512] = {0};
+  if (state && state->conn) natsConnection_GetConnectedUrl(state->conn, url, sizeof url);
+  else if (!config_.servers.empty()) return config_.servers.front();
+  return url;
+}
+
+std::string Connection::server_id() const {
+  auto state = state_.load();
+  char id[256] = {0};
+  if (state && state->conn) natsConnection_GetConnectedServerId(state->conn, id, sizeof id);
+  return id;
+}
+
+natsConnection* Connection::require_nats() const {
+  auto state = state_.load();
+  if (!state) throw_error(errc::not_connected, "the backend is not connected (call connect() first)");
+  return state->conn;
+}
+
+jsCtx* Connection::require_js() const {
+  auto state = state_.load();
+  if (!state) throw_error(errc::not_connected, "the backend is not connected (call connect() first)");
+  return state->js;
+}
+
+}  // namespace omniq::detail

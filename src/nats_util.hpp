@@ -1,0 +1,56 @@
+// Internal helpers for the compiled nats.c glue: RAII handles and the one translation of
+// nats.c statuses into omniq errors with a clear message.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <nats/nats.h>
+
+#include "omniq/error.hpp"
+
+namespace omniq::detail {
+
+template <class T, void (*Destroy)(T*)>
+struct NatsDeleter {
+  void operator()(T* p) const noexcept {
+    if (p) Destroy(p);
+  }
+};
+using OptionsPtr = std::unique_ptr<natsOptions, NatsDeleter<natsOptions, natsOptions_Destroy>>;
+using MsgPtr = std::unique_ptr<natsMsg, NatsDeleter<natsMsg, natsMsg_Destroy>>;
+using StreamInfoPtr = std::unique_ptr<jsStreamInfo, NatsDeleter<jsStreamInfo, jsStreamInfo_Destroy>>;
+using KvStorePtr = std::unique_ptr<kvStore, NatsDeleter<kvStore, kvStore_Destroy>>;
+using KvStatusPtr = std::unique_ptr<kvStatus, NatsDeleter<kvStatus, kvStatus_Destroy>>;
+
+// The text nats.c recorded for the last error on this thread, or the status text.
+std::string nats_error_text(natsStatus s);
+
+// Maps a nats.c status to an omniq error kind.
+errc errc_from_status(natsStatus s, std::string_view text);
+
+// Throws omniq::Error for a failed nats.c call: "<what>: <nats.c text>".
+[[noreturn]] void throw_nats(natsStatus s, std::string_view what);
+
+// Same, for JetStream calls that also report a jsErrCode.
+[[noreturn]] void throw_js(natsStatus s, jsErrCode code, std::string_view what);
+
+inline void check(natsStatus s, std::string_view what) {
+  if (s != NATS_OK) throw_nats(s, what);
+}
+
+// nats.c takes milliseconds for timeouts and nanoseconds for JetStream durations; these are
+// the only conversions (STYLE.md: units live in types).
+template <class Rep, class Period>
+std::int64_t to_ms(std::chrono::duration<Rep, Period> d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+template <class Rep, class Period>
+std::int64_t to_ns(std::chrono::duration<Rep, Period> d) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+
+}  // namespace omniq::detail

@@ -1,0 +1,93 @@
+#include "omniq/time.hpp"
+
+#include <charconv>
+#include <cstdio>
+
+#include <date/date.h>
+
+#include "omniq/error.hpp"
+
+namespace omniq {
+
+std::string format_timestamp(Timestamp t) {
+  // date::format prints the fraction with the precision of the time point (microseconds).
+  return date::format("%FT%TZ", t);
+}
+
+namespace {
+
+[[noreturn]] void bad_timestamp(std::string_view text, const char* why) {
+  throw_error(errc::invalid_argument,
+              "timestamp \"" + std::string(text) + "\" is not ISO-8601 (" + why +
+                  "); expected e.g. 2026-11-27T08:21:38.123456Z");
+}
+
+int read_int(std::string_view text, std::string_view whole, std::size_t pos, std::size_t len,
+             const char* what) {
+  if (pos + len > text.size()) bad_timestamp(whole, what);
+  int value = 0;
+  auto first = text.data() + pos;
+  auto [ptr, ec] = std::from_chars(first, first + len, value);
+  if (ec != std::errc{} || ptr != first + len) bad_timestamp(whole, what);
+  return value;
+}
+
+void expect(std::string_view text, std::size_t pos, char c, std::string_view whole) {
+  if (pos >= text.size() || text[pos] != c) bad_timestamp(whole, "misplaced separator");
+}
+
+}  // namespace
+
+Timestamp parse_timestamp(std::string_view text) {
+  using namespace std::chrono;
+  const int y = read_int(text, text, 0, 4, "year");
+  expect(text, 4, '-', text);
+  const int mo = read_int(text, text, 5, 2, "month");
+  expect(text, 7, '-', text);
+  const int d = read_int(text, text, 8, 2, "day");
+  if (text.size() <= 10 || (text[10] != 'T' && text[10] != 't' && text[10] != ' '))
+    bad_timestamp(text, "missing 'T' between date and time");
+  const int h = read_int(text, text, 11, 2, "hour");
+  expect(text, 13, ':', text);
+  const int mi = read_int(text, text, 14, 2, "minute");
+  expect(text, 16, ':', text);
+  const int s = read_int(text, text, 17, 2, "second");
+  std::size_t pos = 19;
+  microseconds frac{0};
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    std::int64_t scale = 100000, us = 0;
+    std::size_t digits = 0;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+      if (scale > 0) us += (text[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+      ++digits;
+    }
+    if (digits == 0) bad_timestamp(text, "empty fraction");
+    frac = microseconds(us);
+  }
+  minutes offset{0};
+  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
+    ++pos;
+  } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
+    const int sign = text[pos] == '-' ? -1 : 1;
+    const int oh = read_int(text, text, pos + 1, 2, "offset hours");
+    std::size_t next = pos + 3;
+    int om = 0;
+    if (next < text.size() && text[next] == ':') ++next;
+    om = read_int(text, text, next, 2, "offset minutes");
+    offset = sign * (hours(oh) + minutes(om));
+    pos = next + 2;
+  } else {
+    bad_timestamp(text, "missing time zone designator (Z or +HH:MM)");
+  }
+  if (pos != text.size()) bad_timestamp(text, "trailing characters");
+  const auto ymd = date::year(y) / date::month(static_cast<unsigned>(mo)) / date::day(static_cast<unsigned>(d));
+  if (!ymd.ok() || h > 23 || mi > 59 || s > 60) bad_timestamp(text, "field out of range");
+  const auto day_point = date::sys_days(ymd);
+  return time_point_cast<microseconds>(day_point) + hours(h) + minutes(mi) + seconds(s) + frac -
+         offset;
+}
+
+}  // namespace omniq
