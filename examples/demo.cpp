@@ -66,6 +66,39 @@ int main() {
     print(backend.sync_result_store().info());
     print(backend.sync_schedule_store().info());
 
+    // Real work through the task queue: a batch with mixed priorities and one delayed task,
+    // drained in priority order with leases that are acked.
+    auto& queue = backend.sync_task_queue();
+    std::vector<omniq::Task> tasks;
+    for (int i = 0; i < 1000; ++i)
+      tasks.push_back(omniq::Task{.func = "demo.add", .args = {i, i}, .priority = i % 10 == 0 ? 50 : 0});
+    omniq::Task later{.func = "demo.later"};
+    later.run_at = omniq::now() + std::chrono::milliseconds(500);
+    tasks.push_back(later);
+    const auto started = std::chrono::steady_clock::now();
+    queue.enqueue_batch(tasks);
+    const auto enqueued = std::chrono::steady_clock::now();
+    std::cout << "enqueued " << tasks.size() << " tasks in "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(enqueued - started).count()
+              << " ms; queue size " << queue.get_queue_size("default") << "\n";
+    std::size_t drained = 0, high_first = 0;
+    bool low_seen = false;
+    while (drained < tasks.size()) {
+      auto batch = queue.dequeue_batch({"default"}, 256, std::chrono::seconds(2));
+      if (batch.empty()) break;
+      for (auto& lease : batch) {
+        if (lease.task().priority > 0 && !low_seen) ++high_first;
+        if (lease.task().priority == 0) low_seen = true;
+        lease.ack();
+        ++drained;
+      }
+    }
+    const auto done = std::chrono::steady_clock::now();
+    std::cout << "drained " << drained << " tasks (" << high_first << " of 100 high-priority ones before any normal one, "
+              << "the delayed one after its time) in "
+              << std::chrono::duration_cast<std::chrono::milliseconds>(done - enqueued).count()
+              << " ms; queue size now " << queue.get_queue_size("default") << "\n";
+
     const omniq::Schedule every_5th_hour = omniq::Schedule::from_cron("0 */5 * * *", "report.daily");
     std::cout << "cron \"0 */5 * * *\" (minute 0 of every 5th hour) next fires at "
               << omniq::format_timestamp(*every_5th_hour.next_run) << "\n";

@@ -93,6 +93,7 @@ constexpr auto fields<Config>() {
                     Field{"dead_letter_stream", &S::dead_letter_stream},
                     Field{"results_bucket", &S::results_bucket},
                     Field{"schedules_bucket", &S::schedules_bucket},
+                    Field{"task_state_bucket", &S::task_state_bucket},
                     Field{"ack_wait", &S::ack_wait},
                     Field{"max_deliver", &S::max_deliver},
                     Field{"max_ack_pending", &S::max_ack_pending},
@@ -426,10 +427,13 @@ class Validator {
     stream("dead_letter_stream", c.dead_letter_stream);
     bucket("results_bucket", c.results_bucket);
     bucket("schedules_bucket", c.schedules_bucket);
+    bucket("task_state_bucket", c.task_state_bucket);
     distinct({{"tasks_stream", &c.tasks_stream.name},
               {"events_stream", &c.events_stream.name},
               {"dead_letter_stream", &c.dead_letter_stream.name}});
-    distinct({{"results_bucket", &c.results_bucket.name}, {"schedules_bucket", &c.schedules_bucket.name}});
+    distinct({{"results_bucket", &c.results_bucket.name},
+              {"schedules_bucket", &c.schedules_bucket.name},
+              {"task_state_bucket", &c.task_state_bucket.name}});
   }
 
  private:

@@ -1,6 +1,7 @@
 #include "omniq/detail/connection.hpp"
 
 #include <charconv>
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 
@@ -24,7 +25,61 @@ bool subject_is_publishable(std::string_view s) {
   }
   return true;
 }
+std::vector<Header> read_headers(natsMsg* msg) {
+  std::vector<Header> out;
+  const char** keys = nullptr;
+  int count = 0;
+  if (natsMsgHeader_Keys(msg, &keys, &count) == NATS_OK) {
+    for (int i = 0; i < count; ++i) {
+      const char** values = nullptr;
+      int nvalues = 0;
+      if (natsMsgHeader_Values(msg, keys[i], &values, &nvalues) == NATS_OK) {
+        for (int j = 0; j < nvalues; ++j) out.push_back({keys[i], values[j]});
+        free(values);
+      }
+    }
+    free(keys);
+  }
+  return out;
+}
+
+template <class T>
+bool to_number(std::string_view text, T& out) {
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc{} && ptr == text.data() + text.size();
+}
+
+std::string slot_key(std::string_view stream, std::string_view consumer) {
+  std::string key(stream);
+  key += '.';
+  key += consumer;
+  return key;
+}
+
 }  // namespace
+
+bool parse_ack_subject(std::string_view ack, JsMessage& into) {
+  constexpr std::string_view prefix = "$JS.ACK.";
+  if (ack.substr(0, prefix.size()) != prefix) return false;
+  std::vector<std::string_view> t;
+  for (std::size_t pos = prefix.size();;) {
+    const auto dot = ack.find('.', pos);
+    t.push_back(ack.substr(pos, dot == std::string_view::npos ? std::string_view::npos : dot - pos));
+    if (dot == std::string_view::npos) break;
+    pos = dot + 1;
+  }
+  // Old form: stream consumer delivered sseq cseq ts pending (7 tokens); the newer one adds
+  // domain and account hash in front (and a random token at the end).
+  std::size_t base = 0;
+  if (t.size() == 7) base = 0;
+  else if (t.size() >= 9) base = 2;
+  else return false;
+  into.stream = std::string(t[base]);
+  into.consumer = std::string(t[base + 1]);
+  return to_number(t[base + 2], into.delivered) && to_number(t[base + 3], into.stream_sequence) &&
+         to_number(t[base + 4], into.consumer_sequence) && to_number(t[base + 5], into.timestamp_ns) &&
+         to_number(t[base + 6], into.pending);
+}
 
 // State shared between the Connection and nats.c's callback threads. nats.c callbacks hold
 // their own shared_ptr (freed in the subscription's completion and the closed callback), so
@@ -50,8 +105,56 @@ struct ConnectionState {
   std::atomic<std::int64_t> max_payload{0};
   std::atomic<bool> closing{false};
 
+  // Pulls: one active per consumer ("<stream>.<consumer>"), the rest wait in order.
+  struct Fetch {
+    std::uint64_t id = 0;
+    FetchHandler handler;
+    std::vector<JsMessage> got;
+    int batch = 0;
+    SteadyClock::time_point deadline;
+  };
+  struct FetchSlot {
+    std::optional<Fetch> active;
+    std::deque<std::pair<FetchRequest, FetchHandler>> waiting;
+  };
+  std::unordered_map<std::string, FetchSlot> fetch_slots;  // guarded by mu
+  std::unordered_map<std::uint64_t, std::string> fetch_ids;  // guarded by mu: pull id -> slot
+  Connection* owner = nullptr;  // to start the next waiting pull; valid while open
+
   static void complete(Pending&& p, std::exception_ptr ep, Reply reply) {
     std::move(p.handler)(std::move(ep), std::move(reply));
+  }
+
+  static void complete_fetch(Fetch&& f, std::exception_ptr ep) {
+    std::move(f.handler)(std::move(ep), std::move(f.got));
+  }
+
+  // Removes the active pull of `key` (caller holds mu).
+  std::optional<Fetch> take_fetch_locked(const std::string& key) {
+    auto it = fetch_slots.find(key);
+    if (it == fetch_slots.end() || !it->second.active) return std::nullopt;
+    Fetch f = std::move(*it->second.active);
+    it->second.active.reset();
+    fetch_ids.erase(f.id);
+    return f;
+  }
+
+  // Starts the next waiting pull of `key`, if any (caller does not hold mu).
+  void start_next_fetch(const std::string& key) {
+    std::optional<std::pair<FetchRequest, FetchHandler>> next;
+    {
+      std::lock_guard lock(mu);
+      auto it = fetch_slots.find(key);
+      if (it == fetch_slots.end() || it->second.active || it->second.waiting.empty()) return;
+      next = std::move(it->second.waiting.front());
+      it->second.waiting.pop_front();
+    }
+    if (owner) owner->start_fetch(std::move(next->first), std::move(next->second));
+  }
+
+  void finish_fetch(const std::string& key, Fetch&& f, std::exception_ptr ep) {
+    complete_fetch(std::move(f), std::move(ep));
+    start_next_fetch(key);
   }
 
   std::optional<Pending> take(std::uint64_t id) {
@@ -65,18 +168,34 @@ struct ConnectionState {
 
   void fail_all(errc kind, const std::string& why) {
     std::unordered_map<std::uint64_t, Pending> failed;
+    std::unordered_map<std::string, FetchSlot> failed_fetches;
     {
       std::lock_guard lock(mu);
       failed.swap(pending);
+      failed_fetches.swap(fetch_slots);
+      fetch_ids.clear();
     }
     for (auto& [id, p] : failed)
       complete(std::move(p), std::make_exception_ptr(Error(kind, "request on " + p.subject + ": " + why)), {});
+    for (auto& [key, slot] : failed_fetches) {
+      auto error = std::make_exception_ptr(Error(kind, "pull from consumer " + key + ": " + why));
+      if (slot.active) complete_fetch(std::move(*slot.active), error);
+      for (auto& [req, handler] : slot.waiting) std::move(handler)(error, std::vector<JsMessage>{});
+    }
   }
 
   void expire(SteadyClock::time_point now) {
     std::vector<Pending> expired;
+    std::vector<std::pair<std::string, Fetch>> expired_fetches;
     {
       std::lock_guard lock(mu);
+      for (auto& [key, slot] : fetch_slots) {
+        if (slot.active && slot.active->deadline <= now) {
+          fetch_ids.erase(slot.active->id);
+          expired_fetches.emplace_back(key, std::move(*slot.active));
+          slot.active.reset();
+        }
+      }
       for (auto it = pending.begin(); it != pending.end();) {
         if (it->second.deadline <= now) {
           expired.push_back(std::move(it->second));
@@ -85,6 +204,13 @@ struct ConnectionState {
           ++it;
         }
       }
+    }
+    for (auto& [key, f] : expired_fetches) {
+      // Messages already received are returned; a pull that got nothing is a timeout.
+      auto error = f.got.empty() ? std::make_exception_ptr(Error(
+                                       errc::timeout, "no answer to a pull from consumer " + key + " in time"))
+                                 : nullptr;
+      finish_fetch(key, std::move(f), error);
     }
     for (auto& p : expired) {
       auto subject = p.subject;
@@ -101,12 +227,17 @@ struct ConnectionState {
     MsgPtr msg(raw);
     auto* self = static_cast<std::shared_ptr<ConnectionState>*>(closure)->get();
     try {
+      if (const char* ack = natsMsg_GetReply(msg.get()); ack && std::string_view(ack).starts_with("$JS.ACK.")) {
+        self->on_delivery(msg.get(), ack);
+        return;
+      }
       std::string_view subject = natsMsg_GetSubject(msg.get());
       const auto dot = subject.rfind('.');
       std::uint64_t id = 0;
       if (dot == std::string_view::npos) return;
       auto [ptr, ec] = std::from_chars(subject.data() + dot + 1, subject.data() + subject.size(), id);
       if (ec != std::errc{}) return;
+      if (self->on_fetch_status(id, msg.get())) return;
       auto p = self->take(id);
       if (!p) return;  // timed out or failed already
       complete(std::move(*p), nullptr, to_reply(msg.get()));
@@ -117,23 +248,66 @@ struct ConnectionState {
     }
   }
 
+  // A consumer delivery: it belongs to the active pull of its consumer.
+  void on_delivery(natsMsg* raw, const char* ack) {
+    JsMessage m;
+    if (!parse_ack_subject(ack, m)) return;
+    m.subject = natsMsg_GetSubject(raw);
+    m.reply = ack;
+    if (const char* d = natsMsg_GetData(raw)) m.data.assign(d, static_cast<std::size_t>(natsMsg_GetDataLength(raw)));
+    m.headers = read_headers(raw);
+    const std::string key = slot_key(m.stream, m.consumer);
+    std::optional<Fetch> done;
+    bool orphan = false;
+    {
+      std::lock_guard lock(mu);
+      auto it = fetch_slots.find(key);
+      if (it == fetch_slots.end() || !it->second.active) {
+        orphan = true;
+      } else {
+        it->second.active->got.push_back(std::move(m));
+        if (static_cast<int>(it->second.active->got.size()) >= it->second.active->batch) done = take_fetch_locked(key);
+      }
+    }
+    if (orphan) {
+      // A delivery for a pull that already ended (timed out): hand it back at once rather
+      // than let it wait for ack_wait.
+      natsConnection_PublishString(conn, ack, "-NAK");
+      logger->debug("omniq: returned a late delivery from consumer {}", key);
+      return;
+    }
+    if (done) finish_fetch(key, std::move(*done), nullptr);
+  }
+
+  // A status message ending a pull (404 no messages, 408 request expired, 409 ...).
+  bool on_fetch_status(std::uint64_t id, natsMsg* raw) {
+    std::optional<Fetch> done;
+    std::string key;
+    const Reply status = to_reply(raw);
+    if (status.status == 100) return true;  // idle heartbeat
+    {
+      std::lock_guard lock(mu);
+      auto it = fetch_ids.find(id);
+      if (it == fetch_ids.end()) return false;
+      key = it->second;
+      done = take_fetch_locked(key);
+    }
+    if (!done) return true;
+    std::exception_ptr error;
+    if (status.status != 404 && status.status != 408) {
+      errc kind = status.status == 503 ? errc::jetstream_unavailable : errc::nats_error;
+      error = std::make_exception_ptr(Error(kind, "pull from consumer " + key + " refused: " +
+                                                      std::to_string(status.status) + " " + status.description));
+    }
+    finish_fetch(key, std::move(*done), done->got.empty() ? error : nullptr);
+    return true;
+  }
+
   static Reply to_reply(natsMsg* msg) {
     Reply r;
     r.subject = natsMsg_GetSubject(msg);
     if (const char* d = natsMsg_GetData(msg)) r.data.assign(d, static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
-    const char** keys = nullptr;
-    int count = 0;
-    if (natsMsgHeader_Keys(msg, &keys, &count) == NATS_OK) {
-      for (int i = 0; i < count; ++i) {
-        const char** values = nullptr;
-        int nvalues = 0;
-        if (natsMsgHeader_Values(msg, keys[i], &values, &nvalues) == NATS_OK) {
-          for (int j = 0; j < nvalues; ++j) r.headers.push_back({keys[i], values[j]});
-          free(values);
-        }
-      }
-      free(keys);
-    }
+    r.headers = read_headers(msg);
     if (auto s = r.header("Status")) std::from_chars(s->data(), s->data() + s->size(), r.status);
     if (natsMsg_IsNoResponders(msg)) r.status = 503;
     if (auto d = r.header("Description")) r.description = std::string(*d);
@@ -320,6 +494,7 @@ void Connection::connect_blocking() {
     std::lock_guard lock(state->mu);
     state->open = true;
   }
+  state->owner = this;
   state_.store(state);
   SweepTimer::arm(std::make_shared<asio::steady_timer>(pool_.get_executor()), state);
   logger_->info("omniq: connected to {} (server id {}, max_payload {} bytes)", connected_url(), server_id(),
@@ -393,6 +568,68 @@ void Connection::start_request(Request request, ReplyHandler handler) {
     }
     ConnectionState::complete(std::move(*p), std::make_exception_ptr(Error(errc_from_status(s, text), msg_text)), {});
   }
+}
+
+void Connection::start_fetch(FetchRequest request, FetchHandler handler) {
+  auto state = state_.load();
+  const std::string key = slot_key(request.stream, request.consumer);
+  auto fail = [&](errc kind, const std::string& msg) {
+    std::move(handler)(std::make_exception_ptr(Error(kind, msg)), std::vector<JsMessage>{});
+  };
+  if (!state) return fail(errc::not_connected, "pull from consumer " + key + ": the backend is not connected");
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lock(state->mu);
+    if (!state->open) return fail(errc::closed, "pull from consumer " + key + ": the backend was closed");
+    auto& slot = state->fetch_slots[key];
+    if (slot.active) {
+      slot.waiting.emplace_back(std::move(request), std::move(handler));
+      return;
+    }
+    id = state->next_id++;
+    const auto wait = request.no_wait ? config_.request_timeout : request.expires + config_.request_timeout;
+    slot.active.emplace(ConnectionState::Fetch{id, std::move(handler), {}, std::max(1, request.batch),
+                                               SteadyClock::now() + wait});
+    state->fetch_ids[id] = key;
+  }
+  std::string body = "{\"batch\":" + std::to_string(std::max(1, request.batch));
+  if (request.no_wait) body += ",\"no_wait\":true";
+  else body += ",\"expires\":" + std::to_string(to_ns(request.expires));
+  body += "}";
+  const std::string subject = "$JS.API.CONSUMER.MSG.NEXT." + key;
+  const std::string reply = state->inbox_base + std::to_string(id);
+  const natsStatus s = natsConnection_PublishRequest(state->conn, subject.c_str(), reply.c_str(), body.data(),
+                                                     static_cast<int>(body.size()));
+  if (s != NATS_OK) {
+    std::optional<ConnectionState::Fetch> f;
+    {
+      std::lock_guard lock(state->mu);
+      f = state->take_fetch_locked(key);
+    }
+    if (f)
+      state->finish_fetch(key, std::move(*f),
+                          std::make_exception_ptr(Error(errc_from_status(s, nats_error_text(s)),
+                                                        "pull from consumer " + key + ": " + nats_error_text(s))));
+  }
+}
+
+void Connection::publish(const std::string& subject, std::string_view data, const std::vector<Header>& headers) {
+  auto state = state_.load();
+  if (!state) throw_error(errc::not_connected, "publish on " + subject + ": the backend is not connected");
+  if (!subject_is_publishable(subject))
+    throw_error(errc::invalid_name, "subject \"" + subject + "\" cannot be published");
+  natsStatus s;
+  if (headers.empty()) {
+    s = natsConnection_Publish(state->conn, subject.c_str(), data.data(), static_cast<int>(data.size()));
+  } else {
+    natsMsg* raw = nullptr;
+    check(natsMsg_Create(&raw, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size())),
+          "creating a message on " + subject);
+    MsgPtr msg(raw);
+    for (const auto& h : headers) check(natsMsgHeader_Add(msg.get(), h.name.c_str(), h.value.c_str()), "header");
+    s = natsConnection_PublishMsg(state->conn, msg.get());
+  }
+  if (s != NATS_OK) throw_nats(s, "publish on " + subject);
 }
 
 bool Connection::is_connected() const noexcept {

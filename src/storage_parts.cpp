@@ -5,36 +5,24 @@
 #include "omniq/event_log.hpp"
 #include "omniq/result_store.hpp"
 #include "omniq/schedule_store.hpp"
-#include "omniq/task_queue.hpp"
 
 namespace omniq {
 
 using asio::use_awaitable;
 
-namespace {
-asio::awaitable<StreamReport> stream_report(NatsBackend& backend, std::string name) {
-  auto read = [name](natsConnection*, jsCtx* js) { return detail::read_stream(js, name); };
-  co_return co_await backend.connection().async_blocking(std::move(read), use_awaitable);
+namespace detail {
+asio::awaitable<StreamReport> stream_report(Connection& connection, std::string name) {
+  auto read = [name](natsConnection*, jsCtx* js) { return read_stream(js, name); };
+  co_return co_await connection.async_blocking(std::move(read), use_awaitable);
 }
+}  // namespace detail
+
+namespace {
 asio::awaitable<BucketReport> bucket_report(NatsBackend& backend, std::string name) {
   auto read = [name](natsConnection*, jsCtx* js) { return detail::read_bucket(js, name); };
   co_return co_await backend.connection().async_blocking(std::move(read), use_awaitable);
 }
 }  // namespace
-
-asio::awaitable<void> TaskQueue::ensure() {
-  auto create = [tasks = detail::tasks_stream_spec(backend_.config()),
-                 dead_letters = detail::dead_letter_stream_spec(backend_.config())](natsConnection*, jsCtx* js) {
-    detail::ensure_stream(js, tasks);
-    detail::ensure_stream(js, dead_letters);
-  };
-  co_await provisioned_.ensure(backend_.connection(), std::move(create));
-}
-
-asio::awaitable<StreamReport> TaskQueue::info() {
-  co_await ensure();
-  co_return co_await stream_report(backend_, backend_.config().tasks_stream.name);
-}
 
 asio::awaitable<void> EventLog::ensure() {
   auto create = [spec = detail::events_stream_spec(backend_.config())](natsConnection*, jsCtx* js) {
@@ -45,7 +33,7 @@ asio::awaitable<void> EventLog::ensure() {
 
 asio::awaitable<StreamReport> EventLog::info() {
   co_await ensure();
-  co_return co_await stream_report(backend_, backend_.config().events_stream.name);
+  co_return co_await detail::stream_report(backend_.connection(), backend_.config().events_stream.name);
 }
 
 asio::awaitable<void> ResultStore::ensure() {

@@ -85,6 +85,9 @@ struct Config {
   StreamSettings dead_letter_stream{.name = "OMNIQ_DLQ"};
   BucketSettings results_bucket{.name = "omniq_results", .ttl = std::chrono::hours(24 * 7)};
   BucketSettings schedules_bucket{.name = "omniq_schedules"};
+  // Task state after enqueue (cancelled, updated, running, finished); pending tasks are read
+  // from the tasks stream itself, so enqueue writes nothing here.
+  BucketSettings task_state_bucket{.name = "omniq_tasks", .ttl = std::chrono::hours(24 * 7)};
 
   // Consumers (task queue).
   std::chrono::milliseconds ack_wait{30'000};

@@ -85,7 +85,8 @@ TEST_CASE("streams and buckets are created with the configured settings", "[prov
   CHECK(schedules.history == 5);
 
   CHECK(stream_names(server.url()) ==
-        std::set<std::string>{"OMNIQ_TASKS", "OMNIQ_DLQ", "OMNIQ_EVENTS", "KV_omniq_results", "KV_omniq_schedules"});
+        std::set<std::string>{"OMNIQ_TASKS", "OMNIQ_DLQ", "KV_omniq_tasks", "OMNIQ_EVENTS", "KV_omniq_results",
+                                 "KV_omniq_schedules"});
 }
 
 TEST_CASE("the defaults are the seed's: 7-day results TTL, 30-day and 10 M events", "[provisioning]") {

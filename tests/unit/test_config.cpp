@@ -95,6 +95,8 @@ TEST_CASE("config defaults match the seed", "[config]") {
   CHECK(c.results_bucket.ttl == std::chrono::hours(24 * 7));
   CHECK(c.schedules_bucket.name == "omniq_schedules");
   CHECK(c.schedules_bucket.ttl == 0s);
+  CHECK(c.task_state_bucket.name == "omniq_tasks");
+  CHECK(c.task_state_bucket.ttl == 7 * 24h);
   CHECK_NOTHROW(c.validate());
   // The empty JSON object and an empty environment change nothing.
   CHECK(omniq::config_from_json(json::object()) == c);
@@ -121,6 +123,7 @@ TEST_CASE("config loads every key from a JSON file", "[config]") {
     "results_bucket": {"name": "app_results", "replicas": 3, "storage": "memory", "ttl": 120,
                        "history": 5, "max_value_size": 4096, "max_bytes": 10000000},
     "schedules_bucket": {"name": "app_schedules", "history": 64},
+    "task_state_bucket": {"name": "app_tasks", "ttl": 3600},
     "ack_wait": 45, "max_deliver": -1, "max_ack_pending": 10, "blocking_threads": 2,
     "request_timeout": 1.5
   })");
@@ -172,6 +175,8 @@ TEST_CASE("config loads every key from a JSON file", "[config]") {
   CHECK(c.results_bucket.max_bytes == 10'000'000);
   CHECK(c.schedules_bucket.name == "app_schedules");
   CHECK(c.schedules_bucket.history == 64);
+  CHECK(c.task_state_bucket.name == "app_tasks");
+  CHECK(c.task_state_bucket.ttl == 1h);
 
   CHECK(c.ack_wait == 45s);
   CHECK(c.max_deliver == -1);

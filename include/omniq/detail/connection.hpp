@@ -56,8 +56,44 @@ struct Reply {
   }
 };
 
+// A message delivered by a JetStream consumer; `reply` is its ack subject, whose tokens carry
+// the delivery metadata parsed into the fields below.
+struct JsMessage {
+  std::string subject{};
+  std::string data{};
+  std::vector<Header> headers{};
+  std::string reply{};
+  std::string stream{};
+  std::string consumer{};
+  std::uint64_t delivered = 0;        // 1 on first delivery
+  std::uint64_t stream_sequence = 0;
+  std::uint64_t consumer_sequence = 0;
+  std::int64_t timestamp_ns = 0;      // when the stream stored it
+  std::uint64_t pending = 0;          // messages left for the consumer after this one
+  std::optional<std::string_view> header(std::string_view name) const {
+    for (const auto& h : headers)
+      if (h.name == name) return h.value;
+    return std::nullopt;
+  }
+};
+
+// Parses "$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>" (and the
+// longer form with domain and account hash); false if `ack_subject` is not one.
+bool parse_ack_subject(std::string_view ack_subject, JsMessage& into);
+
+// One pull request on a durable or ephemeral consumer. With no_wait the server answers at
+// once with what it has; otherwise it waits up to `expires` for `batch` messages.
+struct FetchRequest {
+  std::string stream{};
+  std::string consumer{};
+  int batch = 1;
+  bool no_wait = true;
+  std::chrono::milliseconds expires{0};
+};
+
 // Invoked from any thread; it posts to the awaiter's executor (see post_to_associated).
 using ReplyHandler = asio::any_completion_handler<void(std::exception_ptr, Reply)>;
+using FetchHandler = asio::any_completion_handler<void(std::exception_ptr, std::vector<JsMessage>)>;
 
 struct ConnectionState;  // shared with nats.c callbacks; defined in src/connection.cpp
 
@@ -95,6 +131,24 @@ class Connection {
         token, std::move(request));
   }
 
+  // Pulls up to `batch` messages from a consumer. Completes with the messages received (maybe
+  // none) when the batch is full or the server ends the request; one pull per consumer is in
+  // flight at a time (later ones wait their turn), because deliveries are routed to the
+  // pull by the consumer name in their ack subject.
+  template <class CompletionToken>
+  auto async_fetch(FetchRequest request, CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(std::exception_ptr, std::vector<JsMessage>)>(
+        [this](auto handler, FetchRequest req) {
+          start_fetch(std::move(req),
+                      post_to_associated<std::exception_ptr, std::vector<JsMessage>>(std::move(handler), io_));
+        },
+        token, std::move(request));
+  }
+
+  // Publishes without waiting for anything (acks, naks, progress signals). Throws
+  // omniq::Error when the message cannot be sent (not connected, payload too large).
+  void publish(const std::string& subject, std::string_view data, const std::vector<Header>& headers = {});
+
   // Runs `f(natsConnection*, jsCtx*)` on the blocking pool; `f` may throw omniq::Error.
   template <class F, class CompletionToken>
   auto async_blocking(F&& f, CompletionToken&& token) {
@@ -120,6 +174,8 @@ class Connection {
 
  private:
   void start_request(Request request, ReplyHandler handler);
+  void start_fetch(FetchRequest request, FetchHandler handler);
+  friend struct ConnectionState;
 
   asio::any_io_executor io_;
   Config config_;

@@ -8,8 +8,12 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "omniq/detail/connection.hpp"
+#include "omniq/reports.hpp"
 
 namespace omniq::detail {
+
+// The server's view of a stream (read on the blocking pool).
+asio::awaitable<StreamReport> stream_report(Connection& connection, std::string name);
 
 class Provisioned {
  public:

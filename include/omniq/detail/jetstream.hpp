@@ -1,0 +1,104 @@
+// JetStream over the bridge's non-blocking requests: publish acks, API calls and their
+// errors, consumers, direct gets and scans. One place turns JetStream's answers into values
+// or omniq errors with a clear message.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include "omniq/detail/connection.hpp"
+
+namespace omniq::detail {
+
+struct PubAck {
+  std::string stream{};
+  std::uint64_t sequence = 0;
+  bool duplicate = false;  // the Nats-Msg-Id was seen within the duplicate window
+};
+
+// JetStream error codes omniq reacts to.
+inline constexpr int kErrWrongLastSequence = 10071;
+inline constexpr int kErrStreamNotFound = 10059;
+inline constexpr int kErrConsumerNotFound = 10014;
+
+// A JetStream API or publish error: the server's code, err_code and description.
+struct JsError {
+  int code = 0;
+  int err_code = 0;
+  std::string description{};
+};
+
+// The error in a JetStream answer, if it carries one (JSON "error" or a 503 no-responders).
+std::optional<JsError> js_error(const Reply& reply);
+
+// Interprets a publish acknowledgement. Throws omniq::Error: stream_full when the stream's
+// limits refuse the message, jetstream_unavailable when no stream takes the subject,
+// nats_error otherwise; `what` names the operation. A wrong-last-sequence answer is returned
+// as nullopt when `allow_conflict` (compare-and-swap callers), else thrown.
+std::optional<PubAck> parse_pub_ack(const Reply& reply, const std::string& what, bool allow_conflict = false);
+
+// Sends a JetStream API request ($JS.API.<api>) and returns the JSON answer; throws on error.
+asio::awaitable<nlohmann::json> api_request(Connection& c, std::string api, nlohmann::json body,
+                                            std::string what);
+
+// Publishes to a stream subject and awaits the acknowledgement (see parse_pub_ack).
+asio::awaitable<std::optional<PubAck>> js_publish(Connection& c, std::string subject, std::string data,
+                                                  std::vector<Header> headers, std::string what,
+                                                  bool allow_conflict = false);
+
+// A message read back from a stream by direct get.
+struct StoredMessage {
+  std::string subject{};
+  std::string data{};
+  std::vector<Header> headers{};
+  std::uint64_t sequence = 0;
+  std::optional<std::string_view> header(std::string_view name) const {
+    for (const auto& h : headers)
+      if (h.name == name) return h.value;
+    return std::nullopt;
+  }
+};
+
+// Direct get of the last message on `subject` (no wildcards); nullopt when there is none.
+asio::awaitable<std::optional<StoredMessage>> direct_get_last(Connection& c, std::string stream, std::string subject);
+// Direct get of the first message at or after `sequence` whose subject matches `filter`
+// (wildcards allowed); nullopt when there is none.
+asio::awaitable<std::optional<StoredMessage>> direct_get_next(Connection& c, std::string stream, std::string filter,
+                                                              std::uint64_t sequence);
+
+// Deletes one message from a stream; false when it was not there any more.
+asio::awaitable<bool> delete_message(Connection& c, std::string stream, std::uint64_t sequence);
+
+// Reads every message of `stream` matching `filter` through a short-lived ephemeral consumer
+// (one request, then batches streamed back), only the last per subject when `last_per_subject`.
+// Not for work-queue streams, whose consumers must not overlap.
+asio::awaitable<std::vector<JsMessage>> scan(Connection& c, std::string stream, std::string filter,
+                                             bool last_per_subject);
+
+// Durable pull consumer settings omniq uses for its queues.
+struct DurableConsumer {
+  std::string stream{};
+  std::string name{};
+  std::string filter_subject{};
+  std::chrono::milliseconds ack_wait{30'000};
+  int max_deliver = -1;
+  int max_ack_pending = 1000;
+};
+// Creates the consumer, or updates it to these settings when it exists.
+asio::awaitable<void> ensure_consumer(Connection& c, DurableConsumer consumer);
+
+struct ConsumerState {
+  std::uint64_t num_pending = 0;      // not yet delivered
+  std::uint64_t num_ack_pending = 0;  // delivered, not yet acknowledged
+  std::uint64_t num_redelivered = 0;
+};
+// nullopt when the consumer does not exist.
+asio::awaitable<std::optional<ConsumerState>> consumer_state(Connection& c, std::string stream, std::string name);
+
+}  // namespace omniq::detail

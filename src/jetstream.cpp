@@ -1,0 +1,202 @@
+#include "omniq/detail/jetstream.hpp"
+
+#include <charconv>
+
+#include <boost/asio/use_awaitable.hpp>
+
+#include "omniq/error.hpp"
+
+namespace omniq::detail {
+
+using nlohmann::json;
+
+namespace {
+
+std::uint64_t to_u64(std::optional<std::string_view> text) {
+  std::uint64_t v = 0;
+  if (text) std::from_chars(text->data(), text->data() + text->size(), v);
+  return v;
+}
+
+[[noreturn]] void throw_js_error(const JsError& e, const std::string& what) {
+  errc kind = errc::nats_error;
+  switch (e.err_code) {
+    case 10077:  // maximum messages exceeded
+    case 10078:  // maximum bytes exceeded
+    case 10047:  // insufficient resources
+      kind = errc::stream_full;
+      break;
+    case 10054:  // message size exceeds maximum allowed
+      kind = errc::payload_too_large;
+      break;
+    case 10076:
+    case 10039:
+      kind = errc::jetstream_unavailable;
+      break;
+    default:
+      if (e.code == 503) kind = errc::jetstream_unavailable;
+      if (e.code == 408) kind = errc::timeout;
+  }
+  std::string text = what + ": " + e.description;
+  if (e.err_code != 0) text += " (JetStream error " + std::to_string(e.err_code) + ")";
+  throw_error(kind, text);
+}
+
+// An ephemeral, in-memory consumer that reads and goes away by itself if abandoned.
+json reader_config(const std::string& filter, bool last_per_subject) {
+  return {{"filter_subject", filter},
+          {"deliver_policy", last_per_subject ? "last_per_subject" : "all"},
+          {"ack_policy", "none"},
+          {"mem_storage", true},
+          {"num_replicas", 1},
+          {"inactive_threshold", std::int64_t{30'000'000'000}}};
+}
+
+// g++ 12 cannot build JSON initializer lists with string literals inside a coroutine
+// ("array used as initializer"): JSON bodies are built in plain functions like these.
+json durable_config(const DurableConsumer& d) {
+  return {{"durable_name", d.name},
+          {"filter_subject", d.filter_subject},
+          {"ack_policy", "explicit"},
+          {"deliver_policy", "all"},
+          {"replay_policy", "instant"},
+          {"ack_wait", std::chrono::duration_cast<std::chrono::nanoseconds>(d.ack_wait).count()},
+          {"max_deliver", d.max_deliver},
+          {"max_ack_pending", d.max_ack_pending}};
+}
+
+}  // namespace
+
+std::optional<JsError> js_error(const Reply& reply) {
+  if (reply.status == 503)
+    return JsError{503, 0, "no responders (no stream or JetStream service answers this subject)"};
+  if (reply.status >= 400 && reply.data.empty())
+    return JsError{reply.status, 0, reply.description.empty() ? "status " + std::to_string(reply.status)
+                                                               : reply.description};
+  if (reply.data.empty() || reply.data.front() != '{') return std::nullopt;
+  const json j = json::parse(reply.data, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("error")) return std::nullopt;
+  const json& e = j["error"];
+  return JsError{e.value("code", 0), e.value("err_code", 0), e.value("description", std::string("unknown error"))};
+}
+
+std::optional<PubAck> parse_pub_ack(const Reply& reply, const std::string& what, bool allow_conflict) {
+  if (auto e = js_error(reply)) {
+    if (allow_conflict && e->err_code == kErrWrongLastSequence) return std::nullopt;
+    throw_js_error(*e, what);
+  }
+  const json j = json::parse(reply.data, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("seq"))
+    throw_error(errc::nats_error, what + ": unexpected acknowledgement \"" + reply.data.substr(0, 200) + "\"");
+  return PubAck{j.value("stream", std::string()), j.value("seq", std::uint64_t{0}), j.value("duplicate", false)};
+}
+
+asio::awaitable<json> api_request(Connection& c, std::string api, json body, std::string what) {
+  Request req{.subject = "$JS.API." + api, .data = body.is_null() ? std::string() : body.dump()};
+  const Reply reply = co_await c.async_request(std::move(req), asio::use_awaitable);
+  if (auto e = js_error(reply)) throw_js_error(*e, what);
+  json j = json::parse(reply.data, nullptr, false);
+  if (j.is_discarded()) throw_error(errc::nats_error, what + ": the server's answer is not JSON");
+  co_return j;
+}
+
+asio::awaitable<std::optional<PubAck>> js_publish(Connection& c, std::string subject, std::string data,
+                                                  std::vector<Header> headers, std::string what,
+                                                  bool allow_conflict) {
+  Request req{.subject = std::move(subject), .data = std::move(data), .headers = std::move(headers)};
+  const Reply reply = co_await c.async_request(std::move(req), asio::use_awaitable);
+  co_return parse_pub_ack(reply, what, allow_conflict);
+}
+
+namespace {
+std::optional<StoredMessage> to_stored(const Reply& reply, const std::string& what) {
+  if (reply.status == 404) return std::nullopt;
+  if (reply.status != 0) {
+    if (auto e = js_error(reply)) throw_js_error(*e, what);
+  }
+  StoredMessage m;
+  m.data = reply.data;
+  m.headers = reply.headers;
+  m.subject = std::string(m.header("Nats-Subject").value_or(""));
+  m.sequence = to_u64(m.header("Nats-Sequence"));
+  return m;
+}
+}  // namespace
+
+asio::awaitable<std::optional<StoredMessage>> direct_get_last(Connection& c, std::string stream, std::string subject) {
+  Request req{.subject = "$JS.API.DIRECT.GET." + stream + "." + subject};
+  const Reply reply = co_await c.async_request(std::move(req), asio::use_awaitable);
+  co_return to_stored(reply, "reading " + subject + " from " + stream);
+}
+
+asio::awaitable<std::optional<StoredMessage>> direct_get_next(Connection& c, std::string stream, std::string filter,
+                                                              std::uint64_t sequence) {
+  Request req{.subject = "$JS.API.DIRECT.GET." + stream,
+              .data = json{{"seq", sequence}, {"next_by_subj", filter}}.dump()};
+  const Reply reply = co_await c.async_request(std::move(req), asio::use_awaitable);
+  co_return to_stored(reply, "reading " + filter + " from " + stream);
+}
+
+asio::awaitable<bool> delete_message(Connection& c, std::string stream, std::uint64_t sequence) {
+  Request req{.subject = "$JS.API.STREAM.MSG.DELETE." + stream, .data = json{{"seq", sequence}}.dump()};
+  const Reply reply = co_await c.async_request(std::move(req), asio::use_awaitable);
+  if (auto e = js_error(reply)) {
+    if (e->err_code == 10057 || e->code == 404) co_return false;  // no message found
+    throw_js_error(*e, "deleting message " + std::to_string(sequence) + " from " + stream);
+  }
+  co_return true;
+}
+
+asio::awaitable<std::vector<JsMessage>> scan(Connection& c, std::string stream, std::string filter,
+                                             bool last_per_subject) {
+  json body = {{"stream_name", stream}, {"config", reader_config(filter, last_per_subject)}};
+  std::string api = "CONSUMER.CREATE." + stream;
+  std::string what = "creating a reader on " + stream;
+  const json created = co_await api_request(c, std::move(api), std::move(body), std::move(what));
+  const std::string name = created.at("name").get<std::string>();
+  std::uint64_t remaining = created.value("num_pending", std::uint64_t{0});
+  std::vector<JsMessage> out;
+  std::exception_ptr failure;
+  try {
+    while (remaining > 0) {
+      FetchRequest pull{.stream = stream, .consumer = name,
+                        .batch = static_cast<int>(std::min<std::uint64_t>(remaining, 1000)), .no_wait = true};
+      auto got = co_await c.async_fetch(std::move(pull), asio::use_awaitable);
+      if (got.empty()) break;
+      remaining = got.back().pending;
+      for (auto& m : got) out.push_back(std::move(m));
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  try {  // the consumer also expires by itself after inactive_threshold
+    std::string api = "CONSUMER.DELETE." + stream + "." + name;
+    std::string what = "removing a reader on " + stream;
+    co_await api_request(c, std::move(api), json(), std::move(what));
+  } catch (const Error&) {
+  }
+  if (failure) std::rethrow_exception(failure);
+  co_return out;
+}
+
+asio::awaitable<void> ensure_consumer(Connection& c, DurableConsumer d) {
+  json body = {{"stream_name", d.stream}, {"config", durable_config(d)}};
+  std::string api = "CONSUMER.DURABLE.CREATE." + d.stream + "." + d.name;
+  std::string what = "creating consumer " + d.name + " on " + d.stream;
+  co_await api_request(c, std::move(api), std::move(body), std::move(what));
+}
+
+asio::awaitable<std::optional<ConsumerState>> consumer_state(Connection& c, std::string stream, std::string name) {
+  Request req{.subject = "$JS.API.CONSUMER.INFO." + stream + "." + name};
+  const Reply reply = co_await c.async_request(std::move(req), asio::use_awaitable);
+  if (auto e = js_error(reply)) {
+    if (e->err_code == kErrConsumerNotFound) co_return std::nullopt;
+    throw_js_error(*e, "reading consumer " + name + " of " + stream);
+  }
+  const json j = json::parse(reply.data, nullptr, false);
+  if (j.is_discarded()) throw_error(errc::nats_error, "consumer info of " + name + " is not JSON");
+  co_return ConsumerState{j.value("num_pending", std::uint64_t{0}), j.value("num_ack_pending", std::uint64_t{0}),
+                          j.value("num_redelivered", std::uint64_t{0})};
+}
+
+}  // namespace omniq::detail

@@ -1,0 +1,628 @@
+// The task queue: enqueue as JetStream publishes with a dedup id, dequeue as pulls from one
+// durable consumer per (queue, lane), task state in a KV bucket written only on changes after
+// enqueue. docs/task-queue.md explains the layout and the guarantees.
+#include "omniq/task_queue.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
+
+#include "omniq/detail/jetstream.hpp"
+#include "omniq/detail/kv.hpp"
+#include "omniq/detail/layout.hpp"
+#include "omniq/error.hpp"
+#include "omniq/validation.hpp"
+
+namespace omniq {
+
+using asio::use_awaitable;
+using detail::JsMessage;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A lane found empty is not asked again for this long: a higher band costs one round trip
+// per 20 ms of draining, not one per batch. A task arriving in it waits at most this long.
+constexpr auto kEmptyLaneRecheck = std::chrono::milliseconds(20);
+// While waiting for work, passes are repeated with this backoff.
+constexpr auto kPollFirst = std::chrono::milliseconds(2);
+constexpr auto kPollLongest = std::chrono::milliseconds(100);
+// Publishes in flight at once in enqueue_batch (acks awaited per window).
+constexpr std::size_t kPublishWindow = 4096;
+constexpr int kPromoteBatch = 256;
+
+struct SubjectParts {
+  std::string queue, lane, id;
+};
+
+// "{tasks_subject}.{queue}.{lane}.{id}" -> parts; empty parts if the subject is not one.
+SubjectParts split_task_subject(const Config& c, std::string_view subject) {
+  SubjectParts p;
+  if (subject.size() <= c.tasks_subject.size() + 1 || subject.substr(0, c.tasks_subject.size()) != c.tasks_subject)
+    return p;
+  std::string_view rest = subject.substr(c.tasks_subject.size() + 1);
+  const auto a = rest.find('.');
+  const auto b = a == std::string_view::npos ? a : rest.find('.', a + 1);
+  if (b == std::string_view::npos) return p;
+  p.queue = std::string(rest.substr(0, a));
+  p.lane = std::string(rest.substr(a + 1, b - a - 1));
+  p.id = std::string(rest.substr(b + 1));
+  return p;
+}
+
+std::string nak_body(Duration delay) {
+  if (delay <= Duration::zero()) return "-NAK";
+  return "-NAK {\"delay\":" + std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(delay).count()) + "}";
+}
+
+DeadLetter decode_dead_letter(const std::string& data, std::uint64_t sequence) {
+  DeadLetter d;
+  d.sequence = sequence;
+  const json j = json::parse(data, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    d.reason = "dead letter is not JSON";
+    d.raw = data;
+    return d;
+  }
+  d.task_id = j.value("task_id", "");
+  d.queue_name = j.value("queue_name", "");
+  d.reason = j.value("reason", "");
+  d.subject = j.value("subject", "");
+  d.raw = j.value("raw", "");
+  d.deliveries = j.value("deliveries", std::uint64_t{0});
+  if (j.contains("dead_lettered_at") && j["dead_lettered_at"].is_string())
+    d.dead_lettered_at = parse_timestamp(j["dead_lettered_at"].get<std::string>());
+  if (j.contains("task") && j["task"].is_object()) {
+    try {
+      d.task = decode_task(j["task"].dump());
+    } catch (const Error&) {
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
+// ---- Lease ---------------------------------------------------------------------------------
+
+Lease::Lease(TaskQueue& queue, Task task, JsMessage message)
+    : queue_(&queue),
+      task_(std::move(task)),
+      subject_(std::move(message.subject)),
+      ack_subject_(std::move(message.reply)),
+      delivered_(message.delivered),
+      sequence_(message.stream_sequence) {}
+
+asio::awaitable<void> Lease::ack() { co_await queue_->settle(ack_subject_, "+ACK"); }
+
+asio::awaitable<void> Lease::nack(Duration delay) {
+  queue_->backend_.connection().publish(ack_subject_, nak_body(delay));
+  co_return;
+}
+
+asio::awaitable<void> Lease::in_progress() {
+  queue_->backend_.connection().publish(ack_subject_, "+WPI");
+  co_return;
+}
+
+asio::awaitable<void> Lease::term() { co_await queue_->settle(ack_subject_, "+TERM"); }
+
+asio::awaitable<void> Lease::dead_letter(std::string reason) {
+  JsMessage m;
+  m.subject = subject_;
+  m.reply = ack_subject_;
+  m.delivered = delivered_;
+  m.stream_sequence = sequence_;
+  m.data = encode(task_);
+  // Written first: on a work-queue stream the term deletes the message.
+  co_await queue_->write_dead_letter(task_.queue_name, task_.id, m, task_, std::move(reason));
+  co_await queue_->settle(ack_subject_, "+TERM");
+}
+
+// ---- TaskQueue -----------------------------------------------------------------------------
+
+TaskQueue::TaskQueue(NatsBackend& backend) : backend_(backend) {}
+
+asio::awaitable<void> TaskQueue::ensure() {
+  const Config& c = backend_.config();
+  auto create = [tasks = detail::tasks_stream_spec(c), dead_letters = detail::dead_letter_stream_spec(c),
+                 state = c.task_state_bucket](natsConnection*, jsCtx* js) {
+    detail::ensure_stream(js, tasks);
+    detail::ensure_stream(js, dead_letters);
+    detail::ensure_bucket(js, state);
+  };
+  co_await provisioned_.ensure(backend_.connection(), std::move(create));
+}
+
+asio::awaitable<StreamReport> TaskQueue::info() {
+  co_await ensure();
+  co_return co_await detail::stream_report(backend_.connection(), backend_.config().tasks_stream.name);
+}
+
+std::string TaskQueue::encode_checked(const Task& task) const {
+  task.validate();
+  std::string data = encode(task);
+  const std::int64_t limit = backend_.connection().max_payload();
+  // Headers (message id, expected stream) take a little of max_payload too.
+  const std::size_t overhead = 64 + task.id.size() + backend_.config().tasks_stream.name.size();
+  if (limit > 0 && static_cast<std::int64_t>(data.size() + overhead) > limit)
+    throw_error(errc::payload_too_large, "task " + task.id + " is " + std::to_string(data.size()) +
+                                             " bytes encoded, over the server's max_payload of " +
+                                             std::to_string(limit) + " bytes");
+  return data;
+}
+
+namespace {
+detail::Request task_publish(const Config& c, const Task& task, std::string data, std::string msg_id) {
+  const bool delayed = task.run_at && *task.run_at > now();
+  const std::string_view lane = delayed ? detail::kDelayedLane : detail::band_for(task.priority);
+  return detail::Request{.subject = detail::task_subject(c, task.queue_name, lane, task.id),
+                         .data = std::move(data),
+                         .headers = {{"Nats-Msg-Id", std::move(msg_id)},
+                                     {"Nats-Expected-Stream", c.tasks_stream.name}}};
+}
+}  // namespace
+
+asio::awaitable<std::string> TaskQueue::enqueue(Task task) {
+  std::string data = encode_checked(task);
+  co_await ensure();
+  detail::Request req = task_publish(backend_.config(), task, std::move(data), task.id);
+  const detail::Reply reply = co_await backend_.connection().async_request(std::move(req), use_awaitable);
+  detail::parse_pub_ack(reply, "enqueueing task " + task.id + " on queue " + task.queue_name);
+  co_return task.id;
+}
+
+asio::awaitable<std::vector<std::string>> TaskQueue::enqueue_batch(std::vector<Task> tasks) {
+  // Every task is checked before anything is sent: a bad task stops the batch, not half of it.
+  std::vector<std::string> encoded;
+  encoded.reserve(tasks.size());
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    try {
+      encoded.push_back(encode_checked(tasks[i]));
+    } catch (const Error& e) {
+      throw_error(e.kind(), "enqueue_batch: task " + std::to_string(i) + " of " + std::to_string(tasks.size()) +
+                                ": " + e.what() + "; nothing was enqueued");
+    }
+  }
+  co_await ensure();
+  std::vector<std::string> ids;
+  ids.reserve(tasks.size());
+  auto& connection = backend_.connection();
+  const Config& config = backend_.config();
+  for (std::size_t start = 0; start < tasks.size(); start += kPublishWindow) {
+    const std::size_t end = std::min(tasks.size(), start + kPublishWindow);
+    using Op = decltype(connection.async_request(detail::Request{}, asio::deferred));
+    std::vector<Op> ops;
+    ops.reserve(end - start);
+    for (std::size_t i = start; i < end; ++i)
+      ops.push_back(connection.async_request(task_publish(config, tasks[i], std::move(encoded[i]), tasks[i].id),
+                                             asio::deferred));
+    auto group = asio::experimental::make_parallel_group(std::move(ops));
+    auto [order, errors, replies] = co_await group.async_wait(asio::experimental::wait_for_all(), use_awaitable);
+    for (std::size_t k = 0; k < replies.size(); ++k) {
+      const std::size_t i = start + k;
+      try {
+        if (errors[k]) std::rethrow_exception(errors[k]);
+        detail::parse_pub_ack(replies[k], "enqueueing task " + tasks[i].id);
+      } catch (const Error& e) {
+        // Acks of a window arrive in any order: count what this window stored too.
+        std::size_t stored = start;
+        for (std::size_t m = 0; m < replies.size(); ++m)
+          if (!errors[m] && !detail::js_error(replies[m])) ++stored;
+        throw_error(e.kind(), "enqueue_batch: " + std::to_string(stored) + " of " + std::to_string(tasks.size()) +
+                                  " tasks stored; task " + std::to_string(i) + " (" + tasks[i].id +
+                                  ") failed: " + e.what() + " (enqueueing the batch again is safe)");
+      }
+      ids.push_back(tasks[i].id);
+    }
+  }
+  co_return ids;
+}
+
+asio::awaitable<void> TaskQueue::ensure_queue(const std::string& queue) {
+  {
+    std::lock_guard lock(mu_);
+    if (ready_queues_.count(queue)) co_return;
+  }
+  const Config& c = backend_.config();
+  auto& connection = backend_.connection();
+  for (std::string_view band : detail::kPriorityBands) {
+    detail::DurableConsumer consumer{.stream = c.tasks_stream.name,
+                                     .name = detail::consumer_name(c, queue, band),
+                                     .filter_subject = detail::lane_filter(c, queue, band),
+                                     .ack_wait = c.ack_wait,
+                                     .max_deliver = -1,  // omniq enforces max_deliver (see admit)
+                                     .max_ack_pending = c.max_ack_pending};
+    co_await detail::ensure_consumer(connection, std::move(consumer));
+  }
+  // Delayed tasks wait as nak'd deliveries: they must not count against the ready lanes'
+  // max_ack_pending, and waiting never exhausts deliveries.
+  detail::DurableConsumer delayed{.stream = c.tasks_stream.name,
+                                  .name = detail::consumer_name(c, queue, detail::kDelayedLane),
+                                  .filter_subject = detail::lane_filter(c, queue, detail::kDelayedLane),
+                                  .ack_wait = c.ack_wait,
+                                  .max_deliver = -1,
+                                  .max_ack_pending = -1};
+  co_await detail::ensure_consumer(connection, std::move(delayed));
+  std::lock_guard lock(mu_);
+  ready_queues_.insert(queue);
+}
+
+bool TaskQueue::lane_hinted_empty(const std::string& consumer) {
+  std::lock_guard lock(mu_);
+  auto it = empty_until_.find(consumer);
+  return it != empty_until_.end() && std::chrono::steady_clock::now() < it->second;
+}
+
+void TaskQueue::hint_lane(const std::string& consumer, bool empty) {
+  std::lock_guard lock(mu_);
+  if (empty) empty_until_[consumer] = std::chrono::steady_clock::now() + kEmptyLaneRecheck;
+  else empty_until_.erase(consumer);
+}
+
+asio::awaitable<void> TaskQueue::settle(const std::string& ack_subject, std::string verb) {
+  // A request, not a plain publish: the server confirms the ack, so a lost or refused ack
+  // is an error here instead of a silent redelivery later.
+  detail::Request req{.subject = ack_subject, .data = std::move(verb)};
+  const detail::Reply reply = co_await backend_.connection().async_request(std::move(req), use_awaitable);
+  if (auto e = detail::js_error(reply))
+    throw_error(errc::nats_error, "acknowledging " + ack_subject + ": " + e->description);
+}
+
+asio::awaitable<void> TaskQueue::mark(Task task, TaskStatus status) {
+  task.status = status;
+  detail::KvBucket state(backend_.connection(), backend_.config().task_state_bucket.name);
+  co_await state.put(task.id, encode(task));
+}
+
+asio::awaitable<void> TaskQueue::write_dead_letter(const std::string& queue, const std::string& task_id,
+                                                   const JsMessage& message, const std::optional<Task>& task,
+                                                   std::string reason) {
+  const Config& c = backend_.config();
+  const bool usable_id = is_valid_token(task_id);
+  const std::string id = usable_id ? task_id : "seq-" + std::to_string(message.stream_sequence);
+  const std::string q = is_valid_token(queue) ? queue : "unknown";
+  json letter = {{"schema_version", 1},
+                 {"task_id", task_id},
+                 {"queue_name", queue},
+                 {"reason", reason},
+                 {"subject", message.subject},
+                 {"stream_sequence", message.stream_sequence},
+                 {"deliveries", message.delivered},
+                 {"dead_lettered_at", format_timestamp(now())}};
+  if (task) letter["task"] = json::parse(encode(*task));
+  else letter["raw"] = message.data;
+  std::string data = letter.dump(-1, ' ', false, json::error_handler_t::replace);
+  // Deduplicated by the original message: a retry after a crash writes it once.
+  std::vector<detail::Header> headers{{"Nats-Msg-Id", "dlq-" + c.tasks_stream.name + "-" +
+                                                          std::to_string(message.stream_sequence)}};
+  co_await detail::js_publish(backend_.connection(), detail::dead_letter_subject(c, q, id), std::move(data),
+                              std::move(headers), "dead-lettering task " + id);
+  backend_.log().warn("omniq: task {} of queue {} dead-lettered: {}", id, q, reason);
+}
+
+asio::awaitable<std::optional<Lease>> TaskQueue::admit(JsMessage m) {
+  const Config& c = backend_.config();
+  const SubjectParts where = split_task_subject(c, m.subject);
+  std::optional<Task> task;
+  std::string decode_error;
+  try {
+    task = decode_task(m.data);
+  } catch (const Error& e) {
+    decode_error = e.what();
+  }
+  if (!task) {
+    co_await write_dead_letter(where.queue, where.id, m, std::nullopt, "cannot decode task: " + decode_error);
+    co_await settle(m.reply, "+TERM");
+    co_return std::nullopt;
+  }
+  if (c.max_deliver > 0 && m.delivered > static_cast<std::uint64_t>(c.max_deliver)) {
+    co_await write_dead_letter(task->queue_name, task->id, m, task,
+                               "delivered " + std::to_string(m.delivered) + " times, over max_deliver " +
+                                   std::to_string(c.max_deliver) + " (a worker took it and never settled it)");
+    co_await settle(m.reply, "+TERM");
+    co_return std::nullopt;
+  }
+  if (task->is_expired(now())) {
+    co_await mark(*task, TaskStatus::expired);
+    co_await settle(m.reply, "+ACK");
+    co_return std::nullopt;
+  }
+  co_return Lease(*this, std::move(*task), std::move(m));
+}
+
+asio::awaitable<void> TaskQueue::promote_delayed(const std::string& queue) {
+  const Config& c = backend_.config();
+  const std::string name = detail::consumer_name(c, queue, detail::kDelayedLane);
+  if (lane_hinted_empty(name)) co_return;
+  auto& connection = backend_.connection();
+  detail::FetchRequest pull{.stream = c.tasks_stream.name, .consumer = name, .batch = kPromoteBatch, .no_wait = true};
+  std::vector<JsMessage> got = co_await connection.async_fetch(std::move(pull), use_awaitable);
+  hint_lane(name, got.empty() || got.back().pending == 0);
+  for (auto& m : got) {
+    std::optional<Task> task;
+    std::string decode_error;
+    try {
+      task = decode_task(m.data);
+    } catch (const Error& e) {
+      decode_error = e.what();
+    }
+    if (!task) {
+      const SubjectParts where = split_task_subject(c, m.subject);
+      co_await write_dead_letter(where.queue, where.id, m, std::nullopt, "cannot decode task: " + decode_error);
+      co_await settle(m.reply, "+TERM");
+      continue;
+    }
+    const Timestamp t = now();
+    if (task->is_expired(t)) {
+      co_await mark(*task, TaskStatus::expired);
+      co_await settle(m.reply, "+ACK");
+    } else if (task->run_at && *task->run_at > t) {
+      // Not due: the server hands it back when it is (the delay is not a delivery attempt).
+      connection.publish(m.reply, nak_body(*task->run_at - t));
+    } else {
+      // Due: copy it to its ready lane (deduplicated, so a crash here cannot run it twice),
+      // then remove it from the delayed lane.
+      detail::Request req = task_publish(c, *task, m.data, task->id + ":ready");
+      req.subject = detail::task_subject(c, task->queue_name, detail::band_for(task->priority), task->id);
+      const detail::Reply reply = co_await connection.async_request(std::move(req), use_awaitable);
+      detail::parse_pub_ack(reply, "moving delayed task " + task->id + " to its queue");
+      co_await settle(m.reply, "+ACK");
+    }
+  }
+}
+
+asio::awaitable<std::vector<Lease>> TaskQueue::pass(const std::vector<std::string>& queues, std::size_t max) {
+  const Config& c = backend_.config();
+  auto& connection = backend_.connection();
+  std::vector<Lease> out;
+  for (const auto& queue : queues) {
+    if (out.size() >= max) break;
+    co_await ensure_queue(queue);
+    co_await promote_delayed(queue);
+    for (std::string_view band : detail::kPriorityBands) {
+      if (out.size() >= max) break;
+      const std::string name = detail::consumer_name(c, queue, band);
+      if (lane_hinted_empty(name)) continue;
+      detail::FetchRequest pull{.stream = c.tasks_stream.name, .consumer = name,
+                                .batch = static_cast<int>(std::min<std::size_t>(max - out.size(), 4096)),
+                                .no_wait = true};
+      std::vector<JsMessage> got = co_await connection.async_fetch(std::move(pull), use_awaitable);
+      hint_lane(name, got.empty() || got.back().pending == 0);
+      for (auto& m : got) {
+        auto lease = co_await admit(std::move(m));
+        if (lease) out.push_back(std::move(*lease));
+      }
+    }
+  }
+  co_return out;
+}
+
+asio::awaitable<std::vector<Lease>> TaskQueue::dequeue_batch(std::vector<std::string> queues, std::size_t max,
+                                                             Duration timeout) {
+  if (queues.empty()) throw_error(errc::invalid_argument, "dequeue: no queue given");
+  for (const auto& q : queues) validate_token("queue_name", q);
+  if (max == 0) co_return std::vector<Lease>{};
+  co_await ensure();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto backoff = std::chrono::duration_cast<std::chrono::steady_clock::duration>(kPollFirst);
+  for (;;) {
+    std::vector<Lease> got = co_await pass(queues, max);
+    if (!got.empty()) co_return got;
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) co_return got;
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::min(backoff, left));
+    co_await timer.async_wait(use_awaitable);
+    backoff = std::min(backoff * 2, std::chrono::duration_cast<std::chrono::steady_clock::duration>(kPollLongest));
+    std::lock_guard lock(mu_);
+    empty_until_.clear();  // a fresh pass asks every lane
+  }
+}
+
+asio::awaitable<std::optional<Lease>> TaskQueue::dequeue(std::vector<std::string> queues, Duration timeout) {
+  std::vector<Lease> got = co_await dequeue_batch(std::move(queues), 1, timeout);
+  if (got.empty()) co_return std::nullopt;
+  co_return std::move(got.front());
+}
+
+// ---- task state ------------------------------------------------------------------------------
+
+asio::awaitable<std::optional<std::pair<Task, std::uint64_t>>> TaskQueue::find_pending(const std::string& task_id) {
+  const Config& c = backend_.config();
+  auto stored = co_await detail::direct_get_next(backend_.connection(), c.tasks_stream.name,
+                                                 c.tasks_subject + ".*.*." + task_id, 1);
+  if (!stored) co_return std::nullopt;
+  try {
+    co_return std::pair{decode_task(stored->data), stored->sequence};
+  } catch (const Error& e) {
+    backend_.log().warn("omniq: task {} in the stream cannot be decoded: {}", task_id, e.what());
+    co_return std::nullopt;
+  }
+}
+
+asio::awaitable<std::optional<TaskRecord>> TaskQueue::get_task(std::string task_id) {
+  validate_token("task_id", task_id);
+  co_await ensure();
+  detail::KvBucket state(backend_.connection(), backend_.config().task_state_bucket.name);
+  if (auto entry = co_await state.get(task_id)) co_return TaskRecord{decode_task(entry->value), entry->revision};
+  if (auto pending = co_await find_pending(task_id)) co_return TaskRecord{std::move(pending->first), 0};
+  co_return std::nullopt;
+}
+
+asio::awaitable<std::optional<std::uint64_t>> TaskQueue::update_task(Task task, std::uint64_t expected_revision) {
+  std::string data = encode_checked(task);
+  co_await ensure();
+  detail::KvBucket state(backend_.connection(), backend_.config().task_state_bucket.name);
+  co_return co_await state.update(task.id, std::move(data), expected_revision);
+}
+
+asio::awaitable<bool> TaskQueue::cancel_task(std::string task_id) {
+  auto record = co_await get_task(task_id);
+  if (!record || record->task.status != TaskStatus::pending) co_return false;
+  record->task.status = TaskStatus::cancelled;
+  auto revision = co_await update_task(record->task, record->revision);
+  if (!revision) co_return false;  // changed meanwhile (started, updated): not cancelled
+  // Removing the message is what keeps it from ever being delivered.
+  if (auto pending = co_await find_pending(task_id))
+    co_await detail::delete_message(backend_.connection(), backend_.config().tasks_stream.name, pending->second);
+  co_return true;
+}
+
+asio::awaitable<bool> TaskQueue::delete_task(std::string task_id) {
+  validate_token("task_id", task_id);
+  co_await ensure();
+  bool removed = false;
+  if (auto pending = co_await find_pending(task_id))
+    removed = co_await detail::delete_message(backend_.connection(), backend_.config().tasks_stream.name,
+                                              pending->second);
+  detail::KvBucket state(backend_.connection(), backend_.config().task_state_bucket.name);
+  if (co_await state.get(task_id)) {
+    co_await state.erase(task_id);
+    removed = true;
+  }
+  co_return removed;
+}
+
+asio::awaitable<std::vector<Task>> TaskQueue::list_tasks(std::optional<std::string> queue,
+                                                         std::optional<TaskStatus> status, std::size_t limit,
+                                                         std::size_t offset) {
+  if (queue) validate_token("queue_name", *queue);
+  co_await ensure();
+  const Config& c = backend_.config();
+  // Recorded state wins over what was enqueued (a running task is still in the stream).
+  detail::KvBucket state_bucket(backend_.connection(), c.task_state_bucket.name);
+  std::unordered_map<std::string, Task> recorded;
+  for (auto& entry : co_await state_bucket.list()) {
+    try {
+      Task t = decode_task(entry.value);
+      recorded.emplace(t.id, std::move(t));
+    } catch (const Error& e) {
+      backend_.log().warn("omniq: skipping task state {} that cannot be decoded: {}", entry.key, e.what());
+    }
+  }
+  auto wanted = [&](const Task& t) {
+    return (!queue || t.queue_name == *queue) && (!status || t.status == *status);
+  };
+  std::vector<Task> out;
+  const std::size_t needed = offset + limit;
+  std::size_t matched = 0;
+  auto take = [&](Task t) {
+    if (!wanted(t)) return;
+    if (matched++ >= offset && out.size() < limit) out.push_back(std::move(t));
+  };
+  // Tasks still in the stream, in the order they were enqueued.
+  const std::string filter = c.tasks_subject + "." + (queue ? *queue : std::string("*")) + ".*.*";
+  std::uint64_t next = 1;
+  while (matched < needed) {
+    auto stored = co_await detail::direct_get_next(backend_.connection(), c.tasks_stream.name, filter, next);
+    if (!stored) break;
+    next = stored->sequence + 1;
+    try {
+      Task t = decode_task(stored->data);
+      auto it = recorded.find(t.id);
+      if (it != recorded.end()) {
+        t = std::move(it->second);
+        recorded.erase(it);
+      }
+      take(std::move(t));
+    } catch (const Error&) {
+      // Undecodable messages are dead-lettered when dequeued; they are not tasks to list.
+    }
+  }
+  // Then tasks known only from their recorded state, oldest first.
+  std::vector<Task> rest;
+  for (auto& [id, t] : recorded) rest.push_back(std::move(t));
+  std::sort(rest.begin(), rest.end(), [](const Task& a, const Task& b) { return a.created_at < b.created_at; });
+  for (auto& t : rest) {
+    if (matched >= needed) break;
+    take(std::move(t));
+  }
+  co_return out;
+}
+
+asio::awaitable<std::uint64_t> TaskQueue::get_queue_size(std::string queue) {
+  validate_token("queue_name", queue);
+  co_await ensure();
+  co_await ensure_queue(queue);
+  const Config& c = backend_.config();
+  std::uint64_t total = 0;
+  std::vector<std::string_view> lanes(detail::kPriorityBands.begin(), detail::kPriorityBands.end());
+  lanes.push_back(detail::kDelayedLane);
+  for (std::string_view lane : lanes) {
+    auto s = co_await detail::consumer_state(backend_.connection(), c.tasks_stream.name,
+                                             detail::consumer_name(c, queue, lane));
+    if (s) total += s->num_pending + s->num_ack_pending;
+  }
+  co_return total;
+}
+
+asio::awaitable<std::size_t> TaskQueue::cleanup_expired_tasks() {
+  co_await ensure();
+  const Config& c = backend_.config();
+  std::size_t removed = 0;
+  std::uint64_t next = 1;
+  const Timestamp t = now();
+  for (;;) {
+    auto stored = co_await detail::direct_get_next(backend_.connection(), c.tasks_stream.name, c.tasks_subject + ".>",
+                                                   next);
+    if (!stored) break;
+    next = stored->sequence + 1;
+    std::optional<Task> task;
+    try {
+      task = decode_task(stored->data);
+    } catch (const Error&) {
+      continue;
+    }
+    if (!task->is_expired(t)) continue;
+    if (co_await detail::delete_message(backend_.connection(), c.tasks_stream.name, stored->sequence)) {
+      co_await mark(*task, TaskStatus::expired);
+      ++removed;
+    }
+  }
+  co_return removed;
+}
+
+// ---- dead letters ----------------------------------------------------------------------------
+
+asio::awaitable<std::vector<DeadLetter>> TaskQueue::list_dead_letters(std::optional<std::string> queue,
+                                                                      std::size_t limit, std::size_t offset) {
+  if (queue) validate_token("queue_name", *queue);
+  co_await ensure();
+  const Config& c = backend_.config();
+  const std::string filter = c.dead_letter_subject + "." + (queue ? *queue : std::string("*")) + ".*";
+  auto messages = co_await detail::scan(backend_.connection(), c.dead_letter_stream.name, filter, false);
+  std::vector<DeadLetter> out;
+  for (std::size_t i = offset; i < messages.size() && out.size() < limit; ++i)
+    out.push_back(decode_dead_letter(messages[i].data, messages[i].stream_sequence));
+  co_return out;
+}
+
+asio::awaitable<bool> TaskQueue::requeue_dead_letter(std::string task_id) {
+  validate_token("task_id", task_id);
+  co_await ensure();
+  const Config& c = backend_.config();
+  auto stored = co_await detail::direct_get_next(backend_.connection(), c.dead_letter_stream.name,
+                                                 c.dead_letter_subject + ".*." + task_id, 1);
+  if (!stored) co_return false;
+  DeadLetter letter = decode_dead_letter(stored->data, stored->sequence);
+  if (!letter.task)
+    throw_error(errc::decode_error, "dead letter of task " + task_id +
+                                        " holds no decodable task (reason: " + letter.reason + "); it cannot be requeued");
+  Task task = std::move(*letter.task);
+  task.retry_count = 0;
+  task.status = TaskStatus::pending;
+  std::string data = encode_checked(task);
+  detail::Request req = task_publish(c, task, std::move(data), task.id + ":requeue:" + std::to_string(stored->sequence));
+  const detail::Reply reply = co_await backend_.connection().async_request(std::move(req), use_awaitable);
+  detail::parse_pub_ack(reply, "requeueing task " + task.id);
+  co_await detail::delete_message(backend_.connection(), c.dead_letter_stream.name, stored->sequence);
+  co_return true;
+}
+
+}  // namespace omniq
