@@ -35,13 +35,13 @@ struct NatsBackend::Parts {
 };
 
 NatsBackend::NatsBackend(Config config, std::shared_ptr<spdlog::logger> logger)
-    : own_io_(std::make_unique<asio::io_context>(1)) {
+    : own_io_(std::make_shared<asio::io_context>(1)) {
   own_work_.emplace(own_io_->get_executor());
   executor_ = own_io_->get_executor();
   config.validate();
   connection_ = std::make_unique<detail::Connection>(executor_, std::move(config),
                                                      logger ? std::move(logger) : default_logger());
-  own_thread_ = std::thread([io = own_io_.get()] { io->run(); });
+  own_thread_ = std::thread([io = own_io_] { io->run(); });  // holds its own reference
 }
 
 NatsBackend::NatsBackend(asio::any_io_executor executor, Config config, std::shared_ptr<spdlog::logger> logger)
@@ -55,15 +55,17 @@ NatsBackend::~NatsBackend() {
   connection_->close_blocking();  // pending operations complete with errc::closed
   if (own_io_) {
     own_work_.reset();
+    // The closed completions were posted first and run before this stop; a coroutine still
+    // waiting on something of its own does not keep the destructor waiting.
+    asio::post(*own_io_, [io = own_io_.get()] { io->stop(); });
     if (own_thread_.get_id() == std::this_thread::get_id()) {
-      // Destroyed from a handler on its own io thread: it cannot join itself.
-      own_io_->stop();
-      own_thread_.detach();
+      // Destroyed from a handler on its own io thread: it cannot join itself. The thread
+      // keeps the io_context alive until its run() returns.
       connection_->log().error("omniq: NatsBackend destroyed on its own io thread; thread detached");
-      return;
+      own_thread_.detach();
+    } else {
+      own_thread_.join();
     }
-    own_io_->stop();
-    own_thread_.join();
   }
   parts_.reset();
   connection_.reset();

@@ -1,6 +1,7 @@
 #include "omniq/detail/connection.hpp"
 
 #include <charconv>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <unordered_map>
@@ -104,6 +105,17 @@ struct ConnectionState {
   std::string inbox_base;  // "<inbox prefix>.<nuid>." — the reply subject is this + id
   std::atomic<std::int64_t> max_payload{0};
   std::atomic<bool> closing{false};
+  std::chrono::milliseconds request_timeout{5000};
+  int blocking_in_flight = 0;  // guarded by mu: blocking nats.c calls using the handles
+  std::condition_variable blocking_idle;
+
+  // The handles are released only when nothing can use them any more: the last holder of
+  // the state may be a nats.c callback, a blocking call or a request completing.
+  ~ConnectionState() {
+    if (mux) natsSubscription_Destroy(mux);
+    if (js) jsCtx_Destroy(js);
+    if (conn) natsConnection_Destroy(conn);
+  }
 
   // Pulls: one active per consumer ("<stream>.<consumer>"), the rest wait in order.
   struct Fetch {
@@ -119,7 +131,6 @@ struct ConnectionState {
   };
   std::unordered_map<std::string, FetchSlot> fetch_slots;  // guarded by mu
   std::unordered_map<std::uint64_t, std::string> fetch_ids;  // guarded by mu: pull id -> slot
-  Connection* owner = nullptr;  // to start the next waiting pull; valid while open
 
   static void complete(Pending&& p, std::exception_ptr ep, Reply reply) {
     std::move(p.handler)(std::move(ep), std::move(reply));
@@ -139,6 +150,9 @@ struct ConnectionState {
     return f;
   }
 
+  // Sends a pull request, or queues it behind the consumer's active pull.
+  void start_fetch(FetchRequest request, FetchHandler handler);
+
   // Starts the next waiting pull of `key`, if any (caller does not hold mu).
   void start_next_fetch(const std::string& key) {
     std::optional<std::pair<FetchRequest, FetchHandler>> next;
@@ -149,7 +163,7 @@ struct ConnectionState {
       next = std::move(it->second.waiting.front());
       it->second.waiting.pop_front();
     }
-    if (owner) owner->start_fetch(std::move(next->first), std::move(next->second));
+    start_fetch(std::move(next->first), std::move(next->second));
   }
 
   void finish_fetch(const std::string& key, Fetch&& f, std::exception_ptr ep) {
@@ -281,6 +295,10 @@ struct ConnectionState {
 
   // A status message ending a pull (404 no messages, 408 request expired, 409 ...).
   bool on_fetch_status(std::uint64_t id, natsMsg* raw) {
+    {
+      std::lock_guard lock(mu);
+      if (!fetch_ids.count(id)) return false;  // an ordinary reply: not copied twice
+    }
     std::optional<Fetch> done;
     std::string key;
     const Reply status = to_reply(raw);
@@ -288,7 +306,7 @@ struct ConnectionState {
     {
       std::lock_guard lock(mu);
       auto it = fetch_ids.find(id);
-      if (it == fetch_ids.end()) return false;
+      if (it == fetch_ids.end()) return true;
       key = it->second;
       done = take_fetch_locked(key);
     }
@@ -341,15 +359,58 @@ struct ConnectionState {
   }
 };
 
+void ConnectionState::start_fetch(FetchRequest request, FetchHandler handler) {
+  const std::string key = slot_key(request.stream, request.consumer);
+  auto fail = [&](errc kind, const std::string& msg) {
+    std::move(handler)(std::make_exception_ptr(Error(kind, msg)), std::vector<JsMessage>{});
+  };
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lock(mu);
+    if (!open) return fail(errc::closed, "pull from consumer " + key + ": the backend was closed");
+    auto& slot = fetch_slots[key];
+    if (slot.active) {
+      slot.waiting.emplace_back(std::move(request), std::move(handler));
+      return;
+    }
+    id = next_id++;
+    const auto wait = request.no_wait ? request_timeout : request.expires + request_timeout;
+    slot.active.emplace(Fetch{id, std::move(handler), {}, std::max(1, request.batch),
+                                               SteadyClock::now() + wait});
+    fetch_ids[id] = key;
+  }
+  std::string body = "{\"batch\":" + std::to_string(std::max(1, request.batch));
+  if (request.no_wait) body += ",\"no_wait\":true";
+  else body += ",\"expires\":" + std::to_string(to_ns(request.expires));
+  body += "}";
+  const std::string subject = "$JS.API.CONSUMER.MSG.NEXT." + key;
+  const std::string reply = inbox_base + std::to_string(id);
+  const natsStatus s = natsConnection_PublishRequest(conn, subject.c_str(), reply.c_str(), body.data(),
+                                                     static_cast<int>(body.size()));
+  if (s != NATS_OK) {
+    std::optional<Fetch> f;
+    {
+      std::lock_guard lock(mu);
+      f = take_fetch_locked(key);
+    }
+    if (f)
+      finish_fetch(key, std::move(*f),
+                          std::make_exception_ptr(Error(errc_from_status(s, nats_error_text(s)),
+                                                        "pull from consumer " + key + ": " + nats_error_text(s))));
+  }
+}
+
 Connection::Connection(asio::any_io_executor io, Config config, std::shared_ptr<spdlog::logger> logger)
     : io_(std::move(io)),
       config_(std::move(config)),
       logger_(std::move(logger)),
-      pool_(static_cast<std::size_t>(std::max(1, config_.blocking_threads))) {}
+      pool_(static_cast<std::size_t>(std::max(1, config_.blocking_threads))),
+      admin_(1) {}
 
 Connection::~Connection() {
   close_blocking();
   pool_.join();
+  admin_.join();
 }
 
 namespace {
@@ -380,8 +441,10 @@ std::string servers_text(const Config& c) {
 }  // namespace
 
 void Connection::connect_blocking() {
-  if (is_connected()) return;
+  std::lock_guard lifecycle(lifecycle_mu_);
+  if (state_.load()) return;  // connected, or reconnecting by itself
   auto state = std::make_shared<ConnectionState>();
+  state->request_timeout = config_.request_timeout;
   state->logger = logger_;
 
   natsOptions* raw_opts = nullptr;
@@ -443,10 +506,8 @@ void Connection::connect_blocking() {
   }
   state->conn = nc;
   auto cleanup_on_error = [&] {
-    if (state->mux) natsSubscription_Destroy(state->mux);
-    if (state->js) jsCtx_Destroy(state->js);
-    natsConnection_Close(nc);
-    natsConnection_Destroy(nc);
+    state->closing = true;  // not an outage: no reconnect warning
+    natsConnection_Close(nc);  // the handles go with the state
   };
   try {
     state->max_payload = natsConnection_GetMaxPayload(nc);
@@ -459,14 +520,19 @@ void Connection::connect_blocking() {
     jsAccountInfo* ai = nullptr;
     jsErrCode jerr = static_cast<jsErrCode>(0);
     s = js_GetAccountInfo(&ai, state->js, nullptr, &jerr);
-    if (s != NATS_OK) {
-      if (s == NATS_NO_RESPONDERS || s == NATS_TIMEOUT || jerr == JSNotEnabledErr || jerr == JSNotEnabledForAccountErr)
-        throw_error(errc::jetstream_unavailable,
-                    "NATS server at " + connected_url() + " has no JetStream enabled (start nats-server with -js): " +
-                        nats_error_text(s));
-      throw_js(s, jerr, "reading the JetStream account");
+    if (s == NATS_NO_RESPONDERS || jerr == JSNotEnabledErr || jerr == JSNotEnabledForAccountErr) {
+      char url[512] = {0};
+      natsConnection_GetConnectedUrl(nc, url, sizeof url);
+      throw_error(errc::jetstream_unavailable, std::string("NATS server at ") + url +
+                                                   " has no JetStream enabled (start nats-server with -js): " +
+                                                   nats_error_text(s));
     }
-    jsAccountInfo_Destroy(ai);
+    if (s != NATS_OK) {
+      // A user without $JS.API.INFO, or a cluster still electing its JetStream leader:
+      // operations will say what is wrong when they run.
+      logger_->warn("omniq: could not read the JetStream account at connect ({}); going on", nats_error_text(s));
+    }
+    if (ai) jsAccountInfo_Destroy(ai);
 
     // One wildcard inbox subscription serves every request's reply.
     char* inbox = nullptr;
@@ -494,28 +560,53 @@ void Connection::connect_blocking() {
     std::lock_guard lock(state->mu);
     state->open = true;
   }
-  state->owner = this;
   state_.store(state);
-  SweepTimer::arm(std::make_shared<asio::steady_timer>(pool_.get_executor()), state);
+  // On the admin thread: timeouts must fire even when every blocking thread is busy.
+  SweepTimer::arm(std::make_shared<asio::steady_timer>(admin_.get_executor()), state);
   logger_->info("omniq: connected to {} (server id {}, max_payload {} bytes)", connected_url(), server_id(),
                 state->max_payload.load());
 }
 
 void Connection::close_blocking() noexcept {
+  std::lock_guard lifecycle(lifecycle_mu_);
   auto state = state_.exchange(nullptr);
   if (!state) return;
   {
-    std::lock_guard lock(state->mu);
+    std::unique_lock lock(state->mu);
     state->open = false;
+    // nats.c 3.4.1 can crash when a connection closes under a running JetStream call
+    // (nats-io/nats.c#637): let the blocking calls finish first (they end within their timeout).
+    state->blocking_idle.wait_for(lock, config_.request_timeout + std::chrono::seconds(2),
+                                  [&] { return state->blocking_in_flight == 0; });
   }
   state->closing = true;
   natsConnection_Close(state->conn);
   state->fail_all(errc::closed, "the backend was closed");
-  natsSubscription_Destroy(state->mux);
-  jsCtx_Destroy(state->js);
-  natsConnection_Destroy(state->conn);
   logger_->info("omniq: connection closed");
 }
+
+HandleLease Connection::lease_handles() const {
+  auto state = state_.load();
+  if (!state) throw_error(errc::not_connected, "the backend is not connected (call connect() first)");
+  {
+    std::lock_guard lock(state->mu);
+    if (!state->open) throw_error(errc::closed, "the backend was closed");
+    ++state->blocking_in_flight;
+  }
+  return HandleLease(std::move(state));
+}
+
+HandleLease::~HandleLease() {
+  if (!state_) return;
+  {
+    std::lock_guard lock(state_->mu);
+    --state_->blocking_in_flight;
+  }
+  state_->blocking_idle.notify_all();
+}
+
+natsConnection* HandleLease::nats() const noexcept { return state_->conn; }
+jsCtx* HandleLease::js() const noexcept { return state_->js; }
 
 void Connection::start_request(Request request, ReplyHandler handler) {
   auto state = state_.load();
@@ -572,45 +663,13 @@ void Connection::start_request(Request request, ReplyHandler handler) {
 
 void Connection::start_fetch(FetchRequest request, FetchHandler handler) {
   auto state = state_.load();
-  const std::string key = slot_key(request.stream, request.consumer);
-  auto fail = [&](errc kind, const std::string& msg) {
-    std::move(handler)(std::make_exception_ptr(Error(kind, msg)), std::vector<JsMessage>{});
-  };
-  if (!state) return fail(errc::not_connected, "pull from consumer " + key + ": the backend is not connected");
-  std::uint64_t id = 0;
-  {
-    std::lock_guard lock(state->mu);
-    if (!state->open) return fail(errc::closed, "pull from consumer " + key + ": the backend was closed");
-    auto& slot = state->fetch_slots[key];
-    if (slot.active) {
-      slot.waiting.emplace_back(std::move(request), std::move(handler));
-      return;
-    }
-    id = state->next_id++;
-    const auto wait = request.no_wait ? config_.request_timeout : request.expires + config_.request_timeout;
-    slot.active.emplace(ConnectionState::Fetch{id, std::move(handler), {}, std::max(1, request.batch),
-                                               SteadyClock::now() + wait});
-    state->fetch_ids[id] = key;
+  if (!state) {
+    std::move(handler)(std::make_exception_ptr(Error(errc::not_connected, "pull from consumer " + request.consumer +
+                                                                              ": the backend is not connected")),
+                       std::vector<JsMessage>{});
+    return;
   }
-  std::string body = "{\"batch\":" + std::to_string(std::max(1, request.batch));
-  if (request.no_wait) body += ",\"no_wait\":true";
-  else body += ",\"expires\":" + std::to_string(to_ns(request.expires));
-  body += "}";
-  const std::string subject = "$JS.API.CONSUMER.MSG.NEXT." + key;
-  const std::string reply = state->inbox_base + std::to_string(id);
-  const natsStatus s = natsConnection_PublishRequest(state->conn, subject.c_str(), reply.c_str(), body.data(),
-                                                     static_cast<int>(body.size()));
-  if (s != NATS_OK) {
-    std::optional<ConnectionState::Fetch> f;
-    {
-      std::lock_guard lock(state->mu);
-      f = state->take_fetch_locked(key);
-    }
-    if (f)
-      state->finish_fetch(key, std::move(*f),
-                          std::make_exception_ptr(Error(errc_from_status(s, nats_error_text(s)),
-                                                        "pull from consumer " + key + ": " + nats_error_text(s))));
-  }
+  state->start_fetch(std::move(request), std::move(handler));
 }
 
 void Connection::publish(const std::string& subject, std::string_view data, const std::vector<Header>& headers) {

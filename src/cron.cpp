@@ -88,7 +88,15 @@ std::vector<std::string_view> split_fields(std::string_view text) {
   return fields;
 }
 
-std::string quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
+std::string quoted(std::string_view text) {
+  // Built by appending: g++ 12 -O3 warns falsely (-Wrestrict) on "\"" + std::string(...).
+  std::string out;
+  out.reserve(text.size() + 2);
+  out.push_back('"');
+  out.append(text);
+  out.push_back('"');
+  return out;
+}
 
 // Parses one field's text into a bit mask with bit v set for every value v it selects.
 class FieldParser {

@@ -1,7 +1,10 @@
 #include "omniq/detail/jetstream.hpp"
 
+#include <algorithm>
 #include <charconv>
 
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "omniq/error.hpp"
@@ -197,6 +200,91 @@ asio::awaitable<std::optional<ConsumerState>> consumer_state(Connection& c, std:
   if (j.is_discarded()) throw_error(errc::nats_error, "consumer info of " + name + " is not JSON");
   co_return ConsumerState{j.value("num_pending", std::uint64_t{0}), j.value("num_ack_pending", std::uint64_t{0}),
                           j.value("num_redelivered", std::uint64_t{0})};
+}
+
+// ---- ephemeral readers ----------------------------------------------------------------------
+
+namespace {
+json reader_body(const ReaderOptions& o) {
+  json config = {{"ack_policy", "none"},
+                 {"replay_policy", "instant"},
+                 {"mem_storage", true},
+                 {"num_replicas", 1},
+                 {"inactive_threshold", std::chrono::duration_cast<std::chrono::nanoseconds>(o.inactive_threshold).count()}};
+  if (!o.filter.empty()) config["filter_subject"] = o.filter;
+  switch (o.from) {
+    case ReadFrom::all: config["deliver_policy"] = "all"; break;
+    case ReadFrom::new_only: config["deliver_policy"] = "new"; break;
+    case ReadFrom::start_time:
+      config["deliver_policy"] = "by_start_time";
+      config["opt_start_time"] = format_timestamp(o.start_time);
+      break;
+    case ReadFrom::start_sequence:
+      config["deliver_policy"] = "by_start_sequence";
+      config["opt_start_seq"] = std::max<std::uint64_t>(1, o.start_sequence);
+      break;
+  }
+  return {{"stream_name", o.stream}, {"config", std::move(config)}};
+}
+
+json purge_body(std::uint64_t keep_from) { return {{"seq", keep_from}}; }
+}  // namespace
+
+asio::awaitable<Reader> create_reader(Connection& c, ReaderOptions o) {
+  Request req{.subject = "$JS.API.CONSUMER.CREATE." + o.stream, .data = reader_body(o).dump(), .timeout = o.timeout};
+  const Reply reply = co_await c.async_request(std::move(req), asio::use_awaitable);
+  const std::string what = "creating a reader on " + o.stream + (o.filter.empty() ? "" : " for " + o.filter);
+  if (auto e = js_error(reply)) throw_js_error(*e, what);
+  const json j = json::parse(reply.data, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("name"))
+    throw_error(errc::nats_error, what + ": unexpected answer \"" + reply.data.substr(0, 200) + "\"");
+  Reader r{.stream = o.stream, .name = j["name"].get<std::string>(),
+           .num_pending = j.value("num_pending", std::uint64_t{0})};
+  if (j.contains("delivered") && j["delivered"].is_object())
+    r.start_after = j["delivered"].value("stream_seq", std::uint64_t{0});
+  co_return r;
+}
+
+asio::awaitable<bool> delete_reader(Connection& c, std::string stream, std::string name) {
+  Request req{.subject = "$JS.API.CONSUMER.DELETE." + stream + "." + name};
+  bool deleted = false;
+  try {
+    const Reply reply = co_await c.async_request(std::move(req), asio::use_awaitable);
+    deleted = !js_error(reply).has_value();
+  } catch (const Error&) {
+  }
+  co_return deleted;
+}
+
+asio::awaitable<std::uint64_t> purge_below(Connection& c, std::string stream, std::uint64_t keep_from) {
+  if (keep_from <= 1) co_return 0;  // nothing is below sequence 1 ("seq": 0 would purge everything)
+  std::string api = "STREAM.PURGE." + stream;
+  std::string what = "purging " + stream + " below sequence " + std::to_string(keep_from);
+  const json j = co_await api_request(c, std::move(api), purge_body(keep_from), std::move(what));
+  co_return j.value("purged", std::uint64_t{0});
+}
+
+asio::awaitable<std::vector<PipelinedReply>> request_pipelined(Connection& c, std::vector<Request> requests,
+                                                               std::size_t window) {
+  window = std::max<std::size_t>(1, window);
+  std::vector<PipelinedReply> out;
+  out.reserve(requests.size());
+  for (std::size_t start = 0; start < requests.size(); start += window) {
+    const std::size_t end = std::min(requests.size(), start + window);
+    using Op = decltype(c.async_request(Request{}, asio::deferred));
+    std::vector<Op> ops;
+    ops.reserve(end - start);
+    for (std::size_t i = start; i < end; ++i) ops.push_back(c.async_request(std::move(requests[i]), asio::deferred));
+    auto group = asio::experimental::make_parallel_group(std::move(ops));
+    auto [order, errors, replies] = co_await group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    bool failed = false;
+    for (std::size_t k = 0; k < replies.size(); ++k) {
+      failed = failed || errors[k] || js_error(replies[k]);
+      out.push_back(PipelinedReply{errors[k], std::move(replies[k])});
+    }
+    if (failed) break;
+  }
+  co_return out;
 }
 
 }  // namespace omniq::detail

@@ -1,5 +1,9 @@
 #include "omniq/detail/kv.hpp"
 
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <nlohmann/json.hpp>
+
 #include "omniq/detail/jetstream.hpp"
 #include "omniq/error.hpp"
 
@@ -11,6 +15,17 @@ bool is_marker(const std::vector<Header>& headers) {
   for (const auto& h : headers)
     if (h.name == "KV-Operation" && (h.value == "DEL" || h.value == "PURGE")) return true;
   return false;
+}
+// The watch consumer: the key's last value, then every change; gone by itself if abandoned.
+nlohmann::json watch_body(const std::string& stream, const std::string& subject) {
+  return {{"stream_name", stream},
+          {"config",
+           {{"filter_subject", subject},
+            {"deliver_policy", "last_per_subject"},
+            {"ack_policy", "none"},
+            {"mem_storage", true},
+            {"num_replicas", 1},
+            {"inactive_threshold", std::int64_t{30'000'000'000}}}}};
 }
 }  // namespace
 
@@ -61,6 +76,54 @@ asio::awaitable<std::vector<KvEntry>> KvBucket::list(std::string key_filter) {
     out.push_back(KvEntry{m.subject.substr(prefix), std::move(m.data), m.stream_sequence});
   }
   co_return out;
+}
+
+asio::awaitable<std::optional<KvEntry>> KvBucket::wait_for(std::string key, Duration timeout) {
+  using SteadyClock = std::chrono::steady_clock;
+  const auto deadline = SteadyClock::now() + timeout;
+  const std::string watched = subject(key);
+  std::string consumer;  // empty: (re)create before the next pull
+  std::optional<KvEntry> found;
+  auto retry_pause = std::chrono::milliseconds(50);
+  while (!found && SteadyClock::now() < deadline) {
+    bool failed = false;
+    try {
+      if (consumer.empty()) {
+        nlohmann::json body = watch_body(stream_, watched);
+        std::string api = "CONSUMER.CREATE." + stream_;
+        std::string what = "watching " + key + " in " + bucket_;
+        const nlohmann::json created = co_await api_request(connection_, std::move(api), std::move(body), std::move(what));
+        consumer = created.at("name").get<std::string>();
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+      if (left.count() <= 0) break;
+      FetchRequest pull{.stream = stream_, .consumer = consumer, .batch = 1, .no_wait = false,
+                        .expires = std::min(left, std::chrono::milliseconds(5000))};
+      auto got = co_await connection_.async_fetch(std::move(pull), asio::use_awaitable);
+      for (auto& m : got)
+        if (!is_marker(m.headers)) found = KvEntry{key, std::move(m.data), m.stream_sequence};
+    } catch (const Error& e) {
+      // A restart loses the in-memory consumer and fails pulls while reconnecting: start over
+      // from the key's last value, which is where the lost consumer stood.
+      if (e.kind() == errc::closed || e.kind() == errc::invalid_name) throw;
+      failed = true;
+    }
+    if (failed) {
+      consumer.clear();
+      asio::steady_timer pause(co_await asio::this_coro::executor, retry_pause);
+      co_await pause.async_wait(asio::use_awaitable);
+      retry_pause = std::min(retry_pause * 2, std::chrono::milliseconds(1000));
+    }
+  }
+  if (!consumer.empty()) {
+    try {
+      std::string api = "CONSUMER.DELETE." + stream_ + "." + consumer;
+      std::string what = "removing the watch on " + key;
+      co_await api_request(connection_, std::move(api), nlohmann::json(), std::move(what));
+    } catch (const Error&) {  // it expires by itself
+    }
+  }
+  co_return found;
 }
 
 }  // namespace omniq::detail

@@ -73,6 +73,15 @@ std::string read_file(const fs::path& p) {
   return ss.str();
 }
 
+pid_t wait_child(pid_t pid, int options) {
+  int status = 0;
+  pid_t r;
+  do {
+    r = ::waitpid(pid, &status, options);
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
 std::string tail(const std::string& text, std::size_t lines) {
   std::size_t pos = text.size();
   for (std::size_t n = 0; n <= lines && pos != std::string::npos && pos > 0; ++n) pos = text.rfind('\n', pos - 1);
@@ -175,6 +184,16 @@ void LocalServer::start() {
     }
     int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    // The server must not inherit our sockets (nats.c does not mark them close-on-exec): a
+    // client connection held open by the child would outlive its close in the parent.
+    ::close_range(3, ~0U, 0);
+    // Nor our blocked or ignored signals: stop() relies on SIGTERM.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGTERM, SIG_DFL);
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGPIPE, SIG_DFL);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
@@ -185,8 +204,7 @@ void LocalServer::start() {
 void LocalServer::wait_ready() {
   const auto deadline = std::chrono::steady_clock::now() + options_.startup_timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+    if (wait_child(pid_, WNOHANG) == pid_) {
       pid_ = -1;
       throw_error(errc::server_error, "nats-server exited during start-up on port " + std::to_string(port_) +
                                           "; its log ends with:\n" + tail(read_file(log_file()), 10));
@@ -201,15 +219,19 @@ void LocalServer::wait_ready() {
                                       tail(read_file(log_file()), 10));
 }
 
+bool LocalServer::running() noexcept {
+  if (pid_ > 0 && wait_child(pid_, WNOHANG) == pid_) pid_ = -1;  // exited (or was killed) by itself
+  return pid_ > 0;
+}
+
 void LocalServer::stop() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGTERM);
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  int status = 0;
-  while (::waitpid(pid_, &status, WNOHANG) == 0) {
+  while (wait_child(pid_, WNOHANG) == 0) {
     if (std::chrono::steady_clock::now() > deadline) {
       ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
+      wait_child(pid_, 0);
       break;
     }
     std::this_thread::sleep_for(10ms);
@@ -220,8 +242,7 @@ void LocalServer::stop() {
 void LocalServer::kill() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGKILL);
-  int status = 0;
-  ::waitpid(pid_, &status, 0);
+  wait_child(pid_, 0);
   pid_ = -1;
 }
 

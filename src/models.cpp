@@ -344,6 +344,12 @@ void TaskEvent::validate() const { validate_token("event.task_id", task_id); }
 // ---------------------------------------------------------------------------------------
 // Schedule
 
+namespace {
+// `{}` passed for args or kwargs arrives as JSON null: read it as "none".
+json or_empty_array(json j) { return j.is_null() ? json::array() : j; }
+json or_empty_object(json j) { return j.is_null() ? json::object() : j; }
+}  // namespace
+
 Schedule Schedule::from_cron(std::string expression, std::string func, json args, json kwargs,
                              std::string queue_name, std::string time_zone) {
   const auto cron = CronExpression::parse(expression, time_zone);  // throws invalid_cron
@@ -351,8 +357,8 @@ Schedule Schedule::from_cron(std::string expression, std::string func, json args
              .func = std::move(func),
              .cron_expression = std::move(expression),
              .time_zone = std::move(time_zone),
-             .args = std::move(args),
-             .kwargs = std::move(kwargs),
+             .args = or_empty_array(std::move(args)),
+             .kwargs = or_empty_object(std::move(kwargs)),
              .queue_name = std::move(queue_name)};
   s.next_run = cron.next_after(s.created_at);
   s.validate();
@@ -364,8 +370,8 @@ Schedule Schedule::from_interval(Duration every, std::string func, json args, js
   Schedule s{.type = ScheduleType::interval,
              .func = std::move(func),
              .interval = every,
-             .args = std::move(args),
-             .kwargs = std::move(kwargs),
+             .args = or_empty_array(std::move(args)),
+             .kwargs = or_empty_object(std::move(kwargs)),
              .queue_name = std::move(queue_name)};
   s.validate();  // rejects every <= 0
   s.next_run = add_saturated(s.created_at, every);
@@ -377,8 +383,8 @@ Schedule Schedule::from_timestamp(Timestamp at, std::string func, json args, jso
   Schedule s{.type = ScheduleType::timestamp,
              .func = std::move(func),
              .timestamp = at,
-             .args = std::move(args),
-             .kwargs = std::move(kwargs),
+             .args = or_empty_array(std::move(args)),
+             .kwargs = or_empty_object(std::move(kwargs)),
              .queue_name = std::move(queue_name),
              .next_run = at};
   s.validate();

@@ -37,7 +37,9 @@ class NatsBackend {
   explicit NatsBackend(Config config, std::shared_ptr<spdlog::logger> logger = nullptr);
   // Runs on the caller's executor (an io_context the application runs).
   NatsBackend(asio::any_io_executor executor, Config config, std::shared_ptr<spdlog::logger> logger = nullptr);
-  // Closes the connection if still open (prefer `co_await close()`), stops an owned io thread.
+  // Closes the connection if still open and stops an owned io thread. On the caller's
+  // executor, `co_await close()` first and let the io_context drain before destroying the
+  // backend: completions still queued there must not outlive it.
   ~NatsBackend();
   NatsBackend(const NatsBackend&) = delete;
   NatsBackend& operator=(const NatsBackend&) = delete;
@@ -70,7 +72,7 @@ class NatsBackend {
   struct Parts;
   Parts& parts();
 
-  std::unique_ptr<asio::io_context> own_io_;  // set when the backend runs its own io thread
+  std::shared_ptr<asio::io_context> own_io_;  // set when the backend runs its own io thread
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> own_work_;
   std::thread own_thread_;
   asio::any_io_executor executor_;

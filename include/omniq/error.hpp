@@ -28,6 +28,7 @@ enum class errc {
   wrong_thread,          // a blocking call made on the backend's own io thread
   nats_error,            // any other error nats.c reported
   server_error,          // the local test/demo server could not be started
+  already_exists,        // create of something that exists (a schedule id)
 };
 
 const std::error_category& omniq_category() noexcept;
@@ -74,6 +75,7 @@ class omniq_category_impl final : public std::error_category {
       case errc::wrong_thread: return "blocking call on the backend's io thread";
       case errc::nats_error: return "NATS error";
       case errc::server_error: return "local server error";
+      case errc::already_exists: return "already exists";
     }
     return "unknown omniq error";
   }

@@ -23,6 +23,8 @@ struct LocalServerOptions {
   // Placeholders replaced in config_text: {dir} (the server directory) and {port}.
 };
 
+// The child is killed when the thread that started it ends (PR_SET_PDEATHSIG follows the
+// forking thread): start servers from a thread that outlives them, such as main.
 class LocalServer {
  public:
   explicit LocalServer(LocalServerOptions options = {});  // starts and waits until ready
@@ -33,7 +35,7 @@ class LocalServer {
   void stop();     // SIGTERM, wait for exit (SIGKILL after 10 s); the store is kept for restart()
   void kill();     // SIGKILL: a crash; the store is kept for restart()
   void restart();  // start again on the same port with the same store
-  bool running() const noexcept { return pid_ > 0; }
+  bool running() noexcept;  // false once the process has exited, whoever stopped it
 
   std::string url() const;  // "nats://127.0.0.1:<port>"
   int port() const noexcept { return port_; }

@@ -12,6 +12,7 @@
 #include "omniq/reports.hpp"
 #include "omniq/result_store.hpp"
 #include "omniq/schedule_store.hpp"
+#include "omniq/scheduler.hpp"
 #include "omniq/task_queue.hpp"
 #include "omniq/time.hpp"
 #include "omniq/validation.hpp"

@@ -37,6 +37,12 @@ T run(asio::io_context& io, asio::awaitable<T> op) {
   return future.get();
 }
 
+// Runs a backend coroutine from the test thread on the backend's own executor.
+template <class Backend, class T>
+T run_sync(Backend& backend, asio::awaitable<T> op) {
+  return asio::co_spawn(backend.get_executor(), std::move(op), asio::use_future).get();
+}
+
 // A temporary directory removed at scope exit.
 struct TempDir {
   std::filesystem::path path;

@@ -842,3 +842,12 @@ TEST_CASE("uuids do not repeat, across threads either", "[models]") {
   for (const auto& ids : per_thread) seen.insert(ids.begin(), ids.end());
   CHECK(seen.size() == 20000);
 }
+
+TEST_CASE("schedule factories read {} for args and kwargs as none", "[models][schedule]") {
+  const omniq::Schedule s = omniq::Schedule::from_interval(std::chrono::seconds(1), "f", {}, {});
+  CHECK(s.args == nlohmann::json::array());
+  CHECK(s.kwargs == nlohmann::json::object());
+  const omniq::Schedule c = omniq::Schedule::from_cron("0 * * * *", "f", {}, {});
+  CHECK(c.args.is_array());
+  CHECK(c.kwargs.is_object());
+}

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -97,6 +98,21 @@ using FetchHandler = asio::any_completion_handler<void(std::exception_ptr, std::
 
 struct ConnectionState;  // shared with nats.c callbacks; defined in src/connection.cpp
 
+// Keeps the connection's nats.c handles alive, and close() waiting, while a blocking nats.c
+// call uses them.
+class HandleLease {
+ public:
+  explicit HandleLease(std::shared_ptr<ConnectionState> state) : state_(std::move(state)) {}
+  HandleLease(HandleLease&&) noexcept = default;
+  HandleLease& operator=(HandleLease&&) = delete;
+  ~HandleLease();
+  natsConnection* nats() const noexcept;
+  jsCtx* js() const noexcept;
+
+ private:
+  std::shared_ptr<ConnectionState> state_;
+};
+
 class Connection {
  public:
   Connection(asio::any_io_executor io, Config config, std::shared_ptr<spdlog::logger> logger);
@@ -106,15 +122,16 @@ class Connection {
 
   // Connects (blocking; offloaded by async_connect). Throws omniq::Error with a clear message:
   // connection_failed, auth_failed, tls_error, jetstream_unavailable.
+  // Connect and close run on a thread of their own, never queued behind blocking calls.
   template <class CompletionToken>
   auto async_connect(CompletionToken&& token) {
-    return async_offload(blocking_executor(), [this] { connect_blocking(); },
+    return async_offload(admin_.get_executor(), [this] { connect_blocking(); },
                          std::forward<CompletionToken>(token));
   }
   // Closes the connection, failing every pending request with errc::closed. Idempotent.
   template <class CompletionToken>
   auto async_close(CompletionToken&& token) {
-    return async_offload(blocking_executor(), [this] { close_blocking(); },
+    return async_offload(admin_.get_executor(), [this] { close_blocking(); },
                          std::forward<CompletionToken>(token));
   }
   void connect_blocking();
@@ -154,7 +171,10 @@ class Connection {
   auto async_blocking(F&& f, CompletionToken&& token) {
     return async_offload(
         blocking_executor(),
-        [this, fn = std::forward<F>(f)]() mutable { return fn(require_nats(), require_js()); },
+        [this, fn = std::forward<F>(f)]() mutable {
+          HandleLease handles = lease_handles();
+          return fn(handles.nats(), handles.js());
+        },
         std::forward<CompletionToken>(token));
   }
 
@@ -168,8 +188,9 @@ class Connection {
   asio::any_io_executor executor() const noexcept { return io_; }
   asio::thread_pool::executor_type blocking_executor() noexcept { return pool_.get_executor(); }
 
-  // For compiled glue in src/: throw not_connected if there is no open connection.
-  natsConnection* require_nats() const;
+  // Throws not_connected / closed when there is no open connection.
+  HandleLease lease_handles() const;
+  natsConnection* require_nats() const;  // only to check that the backend is open
   jsCtx* require_js() const;
 
  private:
@@ -181,6 +202,8 @@ class Connection {
   Config config_;
   std::shared_ptr<spdlog::logger> logger_;
   asio::thread_pool pool_;
+  asio::thread_pool admin_;  // connect, close and the timeout sweep
+  std::mutex lifecycle_mu_;  // connect and close one at a time
   std::atomic<std::shared_ptr<ConnectionState>> state_;
 };
 

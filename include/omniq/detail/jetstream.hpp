@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "omniq/detail/connection.hpp"
+#include "omniq/time.hpp"
 
 namespace omniq::detail {
 
@@ -100,5 +101,51 @@ struct ConsumerState {
 };
 // nullopt when the consumer does not exist.
 asio::awaitable<std::optional<ConsumerState>> consumer_state(Connection& c, std::string stream, std::string name);
+
+// ---- ephemeral readers ----------------------------------------------------------------------
+// A reader is an ephemeral pull consumer without acks, in memory, that the server removes by
+// itself after `inactive_threshold` without pulls: an abandoned reader costs nothing lasting.
+// Readers may overlap freely on limits streams (not on work-queue streams).
+
+// Where a reader starts in its stream.
+enum class ReadFrom { all, new_only, start_time, start_sequence };
+
+struct ReaderOptions {
+  std::string stream{};
+  std::string filter{};  // subject filter, wildcards allowed; empty: the whole stream
+  ReadFrom from = ReadFrom::all;
+  Timestamp start_time{};            // ReadFrom::start_time: the first message stored at or after it
+  std::uint64_t start_sequence = 1;  // ReadFrom::start_sequence
+  std::chrono::milliseconds inactive_threshold{30'000};
+  std::optional<std::chrono::milliseconds> timeout{};  // of the create request; default request_timeout
+};
+
+struct Reader {
+  std::string stream{};
+  std::string name{};
+  std::uint64_t num_pending = 0;  // matching messages waiting for it when it was created
+  std::uint64_t start_after = 0;  // the stream sequence just before the first it may deliver
+};
+
+// Creates a reader; throws like api_request.
+asio::awaitable<Reader> create_reader(Connection& c, ReaderOptions options);
+// Deletes a reader; false when it was already gone or the server could not be asked (the
+// reader then expires by itself). Never throws omniq::Error.
+asio::awaitable<bool> delete_reader(Connection& c, std::string stream, std::string name);
+
+// Removes every message of `stream` whose sequence is below `keep_from` and returns how many
+// were removed ($JS.API.STREAM.PURGE with "seq").
+asio::awaitable<std::uint64_t> purge_below(Connection& c, std::string stream, std::uint64_t keep_from);
+
+// The reply or error of each request of a pipelined batch.
+struct PipelinedReply {
+  std::exception_ptr error{};  // transport error (timeout, not connected, payload too large...)
+  Reply reply{};
+};
+// Sends `requests` with up to `window` of them in flight and returns their replies in order.
+// After a window in which any request failed (an error, or a JetStream error in its reply)
+// nothing more is sent, so fewer replies than requests come back.
+asio::awaitable<std::vector<PipelinedReply>> request_pipelined(Connection& c, std::vector<Request> requests,
+                                                               std::size_t window);
 
 }  // namespace omniq::detail

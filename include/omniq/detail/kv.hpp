@@ -43,6 +43,10 @@ class KvBucket {
   asio::awaitable<void> erase(std::string key);
   // Every live key and value matching `key_filter` (NATS wildcards; ">" for all).
   asio::awaitable<std::vector<KvEntry>> list(std::string key_filter = ">");
+  // Waits for `key` to hold a value (returns at once if it does); nullopt after `timeout`.
+  // A watch: an ephemeral consumer on the key's subject, long-polled; it is recreated after
+  // a server restart or reconnect, starting from the key's last value, so no update is missed.
+  asio::awaitable<std::optional<KvEntry>> wait_for(std::string key, Duration timeout);
 
  private:
   Connection& connection_;

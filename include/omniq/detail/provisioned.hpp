@@ -12,8 +12,13 @@
 
 namespace omniq::detail {
 
-// The server's view of a stream (read on the blocking pool).
+// The server's view of a stream or bucket (read on the blocking pool).
 asio::awaitable<StreamReport> stream_report(Connection& connection, std::string name);
+asio::awaitable<BucketReport> bucket_report(Connection& connection, std::string name);
+
+class Provisioned;
+// Creates or checks a bucket once per `provisioned`.
+asio::awaitable<void> ensure_bucket_once(Provisioned& provisioned, Connection& connection, BucketSettings settings);
 
 class Provisioned {
  public:

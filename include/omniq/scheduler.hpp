@@ -1,0 +1,56 @@
+// The scheduler turns due schedules into tasks. Any number of schedulers may run at once,
+// in any processes, against the same server: each occurrence of each schedule is enqueued
+// exactly once (a deterministic task id deduplicated by the tasks stream, and a
+// compare-and-swap on the schedule that only one scheduler wins). docs/scheduler.md.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "omniq/backend.hpp"
+#include "omniq/models/schedule.hpp"
+#include "omniq/schedule_store.hpp"
+
+namespace omniq {
+
+// What a scheduler does with occurrences it finds more than `late_after` in the past (the
+// scheduler was down): fire one task now for all of them, or skip to the next occurrence.
+enum class MissedPolicy { fire_once, skip };
+
+struct SchedulerOptions {
+  Duration poll_interval = std::chrono::seconds(1);  // how often due schedules are looked for
+  MissedPolicy missed = MissedPolicy::fire_once;
+  Duration late_after = std::chrono::seconds(30);    // older occurrences count as missed
+};
+
+// The task id of a schedule's occurrence: the same for every scheduler, so the tasks
+// stream's deduplication keeps one task per occurrence.
+std::string occurrence_task_id(const std::string& schedule_id, Timestamp occurrence);
+
+class Scheduler {
+ public:
+  explicit Scheduler(NatsBackend& backend, SchedulerOptions options = {});
+
+  // One pass: enqueues every due occurrence and advances its schedule; returns how many
+  // tasks this scheduler enqueued (occurrences won by another scheduler are not counted).
+  asio::awaitable<std::size_t> tick(Timestamp at = now());
+  // Ticks every poll_interval until stop(); a failed tick is logged and retried.
+  asio::awaitable<void> run();
+  // Ends run() after its current tick. Safe from any thread.
+  void stop();
+
+ private:
+  asio::awaitable<bool> fire(ScheduleRecord record, Timestamp at);
+
+  NatsBackend& backend_;
+  SchedulerOptions options_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace omniq

@@ -1,0 +1,116 @@
+// The result store: task results in a KV bucket with a bucket TTL.
+#include "omniq/result_store.hpp"
+
+#include "omniq/detail/kv.hpp"
+#include "omniq/error.hpp"
+#include "omniq/validation.hpp"
+
+namespace omniq {
+
+namespace {
+detail::KvBucket bucket_of(NatsBackend& backend) {
+  return detail::KvBucket(backend.connection(), backend.config().results_bucket.name);
+}
+}  // namespace
+
+asio::awaitable<void> ResultStore::ensure() {
+  co_await detail::ensure_bucket_once(provisioned_, backend_.connection(), backend_.config().results_bucket);
+}
+
+asio::awaitable<BucketReport> ResultStore::info() {
+  co_await ensure();
+  co_return co_await detail::bucket_report(backend_.connection(), backend_.config().results_bucket.name);
+}
+
+std::string ResultStore::checked_value(const TaskResult& result) const {
+  result.validate();
+  std::string value = encode(result);
+  const std::int64_t bucket_limit = backend_.config().results_bucket.max_value_size;
+  const std::int64_t server_limit = backend_.connection().max_payload();
+  const std::int64_t limit = bucket_limit > 0 ? bucket_limit : server_limit;
+  if (limit > 0 && static_cast<std::int64_t>(value.size()) > limit)
+    throw_error(errc::payload_too_large,
+                "result of task " + result.task_id + " is " + std::to_string(value.size()) + " bytes, over the " +
+                    (bucket_limit > 0 ? "bucket's max_value_size" : "server's max_payload") + " of " +
+                    std::to_string(limit) + " bytes");
+  return value;
+}
+
+asio::awaitable<std::uint64_t> ResultStore::set(TaskResult result) {
+  std::string value = checked_value(result);
+  co_await ensure();
+  auto bucket = bucket_of(backend_);
+  co_return co_await bucket.put(result.task_id, std::move(value));
+}
+
+asio::awaitable<std::optional<TaskResult>> ResultStore::get(std::string task_id) {
+  validate_token("task_id", task_id);
+  co_await ensure();
+  auto bucket = bucket_of(backend_);
+  auto entry = co_await bucket.get(task_id);
+  if (!entry) co_return std::nullopt;
+  TaskResult result = decode_result(entry->value);
+  if (result.is_expired(now())) co_return std::nullopt;  // the result's own ttl, before the bucket's
+  co_return result;
+}
+
+asio::awaitable<bool> ResultStore::delete_result(std::string task_id) {
+  validate_token("task_id", task_id);
+  co_await ensure();
+  auto bucket = bucket_of(backend_);
+  if (!co_await bucket.get(task_id)) co_return false;
+  co_await bucket.erase(task_id);
+  co_return true;
+}
+
+asio::awaitable<std::vector<TaskResult>> ResultStore::list_results(std::optional<ResultStatus> status,
+                                                                   std::size_t limit, std::size_t offset) {
+  co_await ensure();
+  const Timestamp t = now();
+  std::vector<TaskResult> out;
+  std::size_t matched = 0;
+  auto bucket = bucket_of(backend_);
+  for (auto& entry : co_await bucket.list()) {
+    std::optional<TaskResult> result;
+    try {
+      result = decode_result(entry.value);
+    } catch (const Error& e) {
+      backend_.log().warn("omniq: result {} in bucket {} cannot be decoded and is skipped: {}", entry.key,
+                          backend_.config().results_bucket.name, e.what());
+      continue;
+    }
+    if ((status && result->status != *status) || result->is_expired(t)) continue;
+    if (matched++ >= offset && out.size() < limit) out.push_back(std::move(*result));
+  }
+  co_return out;
+}
+
+asio::awaitable<std::size_t> ResultStore::cleanup_expired_results() {
+  co_await ensure();
+  auto bucket = bucket_of(backend_);
+  const Timestamp t = now();
+  std::size_t removed = 0;
+  for (auto& entry : co_await bucket.list()) {
+    std::optional<TaskResult> result;
+    try {
+      result = decode_result(entry.value);
+    } catch (const Error&) {
+      continue;  // not ours to judge; list_results reports it
+    }
+    if (!result->is_expired(t)) continue;
+    co_await bucket.erase(entry.key);
+    ++removed;
+  }
+  co_return removed;
+}
+
+asio::awaitable<std::optional<TaskResult>> ResultStore::wait_for_result(std::string task_id, Duration timeout) {
+  validate_token("task_id", task_id);
+  co_await ensure();
+  auto bucket = bucket_of(backend_);
+  auto entry = co_await bucket.wait_for(task_id, timeout);
+  if (!entry) co_return std::nullopt;
+  co_return decode_result(entry->value);
+}
+
+}  // namespace omniq

@@ -1,0 +1,169 @@
+// The result store against a real nats-server: every operation, TTLs, the watch behind
+// wait_for_result, listing in one scan, and bad input.
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include <nats/nats.h>
+
+#include "omniq/backend.hpp"
+#include "omniq/error.hpp"
+#include "omniq/result_store.hpp"
+#include "test_support.hpp"
+
+using namespace omniq;
+using namespace std::chrono_literals;
+using Steady = std::chrono::steady_clock;
+
+namespace {
+
+struct Fixture {
+  LocalServer server;
+  Config config;
+  std::unique_ptr<NatsBackend> backend;
+  explicit Fixture(void (*tune)(Config&) = nullptr) : config(test::config_for(server)) {
+    if (tune) tune(config);
+    backend = std::make_unique<NatsBackend>(config);
+    backend->connect_sync();
+  }
+  SyncResultStore& results() { return backend->sync_result_store(); }
+};
+
+void put_raw(const std::string& url, const std::string& subject, const std::string& data) {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  REQUIRE(natsConnection_ConnectTo(&nc, url.c_str()) == NATS_OK);
+  REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
+  REQUIRE(js_Publish(nullptr, js, subject.c_str(), data.data(), static_cast<int>(data.size()), nullptr, nullptr) ==
+          NATS_OK);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+}
+
+}  // namespace
+
+TEST_CASE("a result is stored, read back with every field, listed and deleted", "[result_store]") {
+  Fixture f;
+  auto& store = f.results();
+  TaskResult r = TaskResult::success("task-1", {{"sum", 42}});
+  r.started_at = now() - 2s;
+  r.worker_id = "worker-7";
+  r.execution_time = 1500ms;
+  r.metadata = {{"attempt", 2}};
+  CHECK(store.set(r) > 0);
+  auto back = store.get("task-1");
+  REQUIRE(back);
+  CHECK(back->task_id == "task-1");
+  CHECK(back->status == ResultStatus::success);
+  CHECK(back->result == r.result);
+  CHECK(back->started_at == r.started_at);
+  CHECK(back->completed_at == r.completed_at);
+  CHECK(back->worker_id == r.worker_id);
+  CHECK(back->execution_time == r.execution_time);
+  CHECK(back->metadata == r.metadata);
+  CHECK_FALSE(store.get("task-2"));
+
+  store.set(TaskResult::failure("task-2", "ValueError", "bad input"));
+  store.set(TaskResult::success("task-3", 3));
+  CHECK(store.list_results().size() == 3);
+  auto errors = store.list_results(ResultStatus::error);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].error == "bad input");
+  CHECK(errors[0].error_type == "ValueError");
+  auto page = store.list_results(ResultStatus::success, 1, 1);
+  REQUIRE(page.size() == 1);
+  CHECK(page[0].task_id == "task-3");
+
+  CHECK(store.delete_result("task-1"));
+  CHECK_FALSE(store.get("task-1"));
+  CHECK_FALSE(store.delete_result("task-1"));
+  CHECK(store.list_results().size() == 2);
+}
+
+TEST_CASE("results expire with the bucket TTL, and a result's own ttl is honoured on read", "[result_store][ttl]") {
+  Fixture f([](Config& c) { c.results_bucket.ttl = 1s; });
+  auto& store = f.results();
+  store.set(TaskResult::success("short", 1));
+  CHECK(store.get("short"));
+  const auto deadline = Steady::now() + 5s;
+  while (store.get("short") && Steady::now() < deadline) std::this_thread::sleep_for(100ms);
+  CHECK_FALSE(store.get("short"));  // gone from the bucket by the server's TTL
+
+  Fixture g;
+  TaskResult own = TaskResult::success("own-ttl", 1);
+  own.ttl = 100ms;
+  g.results().set(own);
+  g.results().set(TaskResult::success("kept", 2));
+  std::this_thread::sleep_for(200ms);
+  CHECK_FALSE(g.results().get("own-ttl"));
+  CHECK(g.results().list_results().size() == 1);
+  CHECK(g.results().cleanup_expired_results() == 1);
+  CHECK(g.results().get("kept"));
+}
+
+TEST_CASE("wait_for_result wakes when the result arrives and times out when none does", "[result_store][watch]") {
+  Fixture f;
+  auto& store = f.results();
+  SECTION("wakes on the change, long before the timeout") {
+    std::thread writer([&] {
+      std::this_thread::sleep_for(300ms);
+      NatsBackend other(f.config);
+      ConnectionScope scope(other);
+      other.sync_result_store().set(TaskResult::success("later", "done"));
+    });
+    const auto started = Steady::now();
+    auto got = store.wait_for_result("later", 10s);
+    const auto waited = Steady::now() - started;
+    writer.join();
+    REQUIRE(got);
+    CHECK(got->result == "done");
+    CHECK(waited >= 250ms);
+    CHECK(waited < 5s);
+  }
+  SECTION("returns at once when the result is already there") {
+    store.set(TaskResult::success("ready", 1));
+    const auto started = Steady::now();
+    CHECK(store.wait_for_result("ready", 10s));
+    CHECK(Steady::now() - started < 2s);
+  }
+  SECTION("times out with nothing when no result comes") {
+    const auto started = Steady::now();
+    CHECK_FALSE(store.wait_for_result("never", 500ms));
+    const auto waited = Steady::now() - started;
+    CHECK(waited >= 450ms);
+    CHECK(waited < 3s);
+  }
+}
+
+TEST_CASE("bad result input is refused clearly; a corrupt value from another client is skipped",
+          "[result_store][bad_input]") {
+  Fixture f([](Config& c) { c.results_bucket.max_value_size = 1024; });
+  auto& store = f.results();
+  try {
+    store.set(TaskResult::success("a.b", 1));
+    FAIL("accepted a task id with a dot");
+  } catch (const Error& e) {
+    CHECK(e.kind() == errc::invalid_name);
+    CHECK_THAT(e.what(), Catch::Contains("task_id"));
+  }
+  try {
+    store.set(TaskResult::success("big", std::string(2000, 'x')));
+    FAIL("accepted a value over max_value_size");
+  } catch (const Error& e) {
+    CHECK(e.kind() == errc::payload_too_large);
+    CHECK_THAT(e.what(), Catch::Contains("max_value_size of 1024"));
+  }
+  store.set(TaskResult::success("good-1", 1));
+  put_raw(f.server.url(), "$KV.omniq_results.corrupt", "not a result");
+  store.set(TaskResult::success("good-2", 2));
+  auto listed = store.list_results();
+  REQUIRE(listed.size() == 2);
+  CHECK(listed[0].task_id == "good-1");
+  CHECK(listed[1].task_id == "good-2");
+  try {
+    store.get("corrupt");
+    FAIL("decoded a corrupt value");
+  } catch (const Error& e) {
+    CHECK(e.kind() == errc::decode_error);
+  }
+}
