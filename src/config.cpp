@@ -97,6 +97,7 @@ constexpr auto fields<Config>() {
                     Field{"ack_wait", &S::ack_wait},
                     Field{"max_deliver", &S::max_deliver},
                     Field{"max_ack_pending", &S::max_ack_pending},
+                    Field{"prefetch", &S::prefetch},
                     Field{"blocking_threads", &S::blocking_threads},
                     Field{"request_timeout", &S::request_timeout}};
 }
@@ -404,6 +405,7 @@ class Validator {
     if (c.max_deliver < 1 && c.max_deliver != -1)
       fail(origin_, "\"max_deliver\" must be -1 (unlimited) or >= 1, got " + std::to_string(c.max_deliver));
     at_least("max_ack_pending", c.max_ack_pending, 1);
+    at_least("prefetch", c.prefetch, 1);
     at_least("blocking_threads", c.blocking_threads, 1);
 
     if (!c.inbox_prefix.empty()) subject("inbox_prefix", c.inbox_prefix);

@@ -124,6 +124,8 @@ struct ConnectionState {
     std::vector<JsMessage> got;
     int batch = 0;
     SteadyClock::time_point deadline;
+    std::function<void(JsMessage&&)> on_message;  // streaming pulls
+    int received = 0;
   };
   struct FetchSlot {
     std::optional<Fetch> active;
@@ -221,7 +223,7 @@ struct ConnectionState {
     }
     for (auto& [key, f] : expired_fetches) {
       // Messages already received are returned; a pull that got nothing is a timeout.
-      auto error = f.got.empty() ? std::make_exception_ptr(Error(
+      auto error = f.received == 0 ? std::make_exception_ptr(Error(
                                        errc::timeout, "no answer to a pull from consumer " + key + " in time"))
                                  : nullptr;
       finish_fetch(key, std::move(f), error);
@@ -272,6 +274,7 @@ struct ConnectionState {
     m.headers = read_headers(raw);
     const std::string key = slot_key(m.stream, m.consumer);
     std::optional<Fetch> done;
+    std::function<void(JsMessage&&)> stream_to;
     bool orphan = false;
     {
       std::lock_guard lock(mu);
@@ -279,8 +282,11 @@ struct ConnectionState {
       if (it == fetch_slots.end() || !it->second.active) {
         orphan = true;
       } else {
-        it->second.active->got.push_back(std::move(m));
-        if (static_cast<int>(it->second.active->got.size()) >= it->second.active->batch) done = take_fetch_locked(key);
+        Fetch& f = *it->second.active;
+        ++f.received;
+        if (f.on_message) stream_to = f.on_message;
+        else f.got.push_back(std::move(m));
+        if (f.received >= f.batch) done = take_fetch_locked(key);
       }
     }
     if (orphan) {
@@ -290,6 +296,7 @@ struct ConnectionState {
       logger->debug("omniq: returned a late delivery from consumer {}", key);
       return;
     }
+    if (stream_to) stream_to(std::move(m));
     if (done) finish_fetch(key, std::move(*done), nullptr);
   }
 
@@ -317,7 +324,7 @@ struct ConnectionState {
       error = std::make_exception_ptr(Error(kind, "pull from consumer " + key + " refused: " +
                                                       std::to_string(status.status) + " " + status.description));
     }
-    finish_fetch(key, std::move(*done), done->got.empty() ? error : nullptr);
+    finish_fetch(key, std::move(*done), done->received == 0 ? error : nullptr);
     return true;
   }
 
@@ -375,8 +382,8 @@ void ConnectionState::start_fetch(FetchRequest request, FetchHandler handler) {
     }
     id = next_id++;
     const auto wait = request.no_wait ? request_timeout : request.expires + request_timeout;
-    slot.active.emplace(Fetch{id, std::move(handler), {}, std::max(1, request.batch),
-                                               SteadyClock::now() + wait});
+    slot.active.emplace(Fetch{id, std::move(handler), {}, std::max(1, request.batch), SteadyClock::now() + wait,
+                              std::move(request.on_message), 0});
     fetch_ids[id] = key;
   }
   std::string body = "{\"batch\":" + std::to_string(std::max(1, request.batch));

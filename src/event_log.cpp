@@ -26,7 +26,6 @@ namespace omniq {
 using asio::use_awaitable;
 using detail::JsMessage;
 using Steady = std::chrono::steady_clock;
-using namespace std::chrono_literals;
 
 namespace {
 
@@ -36,7 +35,7 @@ constexpr std::size_t kPublishWindow = 4096;
 constexpr std::uint64_t kQueryBatch = 1000;
 constexpr int kFollowBatch = 256;
 // A follower long-polls for the next event at most this long per pull, so a pull lost with
-// its server is noticed within this plus the request timeout.
+// its server or consumer is noticed within this plus the lost-pull margin below.
 constexpr auto kLongestPoll = std::chrono::milliseconds(1000);
 constexpr auto kShortestPoll = std::chrono::milliseconds(10);
 // Retries after a failed pull or consumer creation wait this long, doubling up to the longest.
@@ -108,7 +107,8 @@ std::optional<TaskEvent> decode_stored(NatsBackend& backend, const JsMessage& m)
   return std::nullopt;
 }
 
-// Errors a retry cannot fix: the backend itself closed, or the server refusing on principle.
+// Whether retrying can help a follower: not when the server refuses on principle. (A closed
+// backend is checked apart: Connection::require_nats throws.)
 bool retry_can_fix(const std::exception_ptr& error) {
   try {
     std::rethrow_exception(error);
@@ -173,7 +173,7 @@ asio::awaitable<void> EventLog::log_events(std::vector<TaskEvent> events) {
   }
   if (events.empty()) co_return;
   co_await ensure();
-  const auto replies = co_await detail::request_pipelined(connection, std::move(requests), kPublishWindow);
+  const auto replies = co_await detail::request_all(connection, std::move(requests), kPublishWindow);
   std::size_t stored = 0;
   std::optional<std::size_t> failed_at;
   errc kind = errc::nats_error;

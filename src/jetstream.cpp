@@ -3,8 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "omniq/error.hpp"
@@ -92,6 +91,31 @@ std::optional<PubAck> parse_pub_ack(const Reply& reply, const std::string& what,
   if (j.is_discarded() || !j.is_object() || !j.contains("seq"))
     throw_error(errc::nats_error, what + ": unexpected acknowledgement \"" + reply.data.substr(0, 200) + "\"");
   return PubAck{j.value("stream", std::string()), j.value("seq", std::uint64_t{0}), j.value("duplicate", false)};
+}
+
+asio::awaitable<std::vector<RequestOutcome>> request_all(Connection& c, std::vector<Request> requests,
+                                                         std::size_t window) {
+  const std::size_t n = requests.size();
+  auto outcomes = std::make_shared<std::vector<RequestOutcome>>(n);
+  if (n == 0) co_return std::move(*outcomes);
+  window = std::max<std::size_t>(1, std::min(window, n));
+  // Completions report their index here; the channel holds `window` so sends never block,
+  // and receiving from it orders each outcome's write before its read.
+  using Done = asio::experimental::concurrent_channel<void(boost::system::error_code, std::size_t)>;
+  auto done = std::make_shared<Done>(co_await asio::this_coro::executor, window);
+  std::size_t next = 0;
+  auto launch = [&](std::size_t i) {
+    c.async_request(std::move(requests[i]), [outcomes, done, i](std::exception_ptr ep, Reply reply) {
+      (*outcomes)[i] = RequestOutcome{std::move(ep), std::move(reply)};
+      done->try_send(boost::system::error_code{}, i);
+    });
+  };
+  while (next < window) launch(next++);
+  for (std::size_t completed = 0; completed < n; ++completed) {
+    co_await done->async_receive(asio::use_awaitable);
+    if (next < n) launch(next++);
+  }
+  co_return std::move(*outcomes);
 }
 
 asio::awaitable<json> api_request(Connection& c, std::string api, json body, std::string what) {
@@ -264,27 +288,5 @@ asio::awaitable<std::uint64_t> purge_below(Connection& c, std::string stream, st
   co_return j.value("purged", std::uint64_t{0});
 }
 
-asio::awaitable<std::vector<PipelinedReply>> request_pipelined(Connection& c, std::vector<Request> requests,
-                                                               std::size_t window) {
-  window = std::max<std::size_t>(1, window);
-  std::vector<PipelinedReply> out;
-  out.reserve(requests.size());
-  for (std::size_t start = 0; start < requests.size(); start += window) {
-    const std::size_t end = std::min(requests.size(), start + window);
-    using Op = decltype(c.async_request(Request{}, asio::deferred));
-    std::vector<Op> ops;
-    ops.reserve(end - start);
-    for (std::size_t i = start; i < end; ++i) ops.push_back(c.async_request(std::move(requests[i]), asio::deferred));
-    auto group = asio::experimental::make_parallel_group(std::move(ops));
-    auto [order, errors, replies] = co_await group.async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
-    bool failed = false;
-    for (std::size_t k = 0; k < replies.size(); ++k) {
-      failed = failed || errors[k] || js_error(replies[k]);
-      out.push_back(PipelinedReply{errors[k], std::move(replies[k])});
-    }
-    if (failed) break;
-  }
-  co_return out;
-}
 
 }  // namespace omniq::detail

@@ -4,10 +4,12 @@
 #include "omniq/task_queue.hpp"
 
 #include <algorithm>
+#include <array>
+#include <deque>
 #include <unordered_map>
 
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <nlohmann/json.hpp>
@@ -27,13 +29,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A lane found empty is not asked again for this long: a higher band costs one round trip
-// per 20 ms of draining, not one per batch. A task arriving in it waits at most this long.
-constexpr auto kEmptyLaneRecheck = std::chrono::milliseconds(20);
-// While waiting for work, passes are repeated with this backoff.
-constexpr auto kPollFirst = std::chrono::milliseconds(2);
-constexpr auto kPollLongest = std::chrono::milliseconds(100);
-// Publishes in flight at once in enqueue_batch (acks awaited per window).
+// Publishes in flight at once in enqueue_batch.
 constexpr std::size_t kPublishWindow = 4096;
 constexpr int kPromoteBatch = 256;
 
@@ -127,7 +123,8 @@ asio::awaitable<void> Lease::dead_letter(std::string reason) {
 
 // ---- TaskQueue -----------------------------------------------------------------------------
 
-TaskQueue::TaskQueue(NatsBackend& backend) : backend_(backend) {}
+TaskQueue::TaskQueue(NatsBackend& backend)
+    : backend_(backend), doorbell_(std::make_shared<detail::Doorbell>(backend.get_executor())) {}
 
 asio::awaitable<void> TaskQueue::ensure() {
   const Config& c = backend_.config();
@@ -191,103 +188,59 @@ asio::awaitable<std::vector<std::string>> TaskQueue::enqueue_batch(std::vector<T
     }
   }
   co_await ensure();
+  const Config& config = backend_.config();
+  std::vector<detail::Request> requests;
+  requests.reserve(tasks.size());
+  for (std::size_t i = 0; i < tasks.size(); ++i)
+    requests.push_back(task_publish(config, tasks[i], std::move(encoded[i]), tasks[i].id));
+  std::vector<detail::RequestOutcome> outcomes =
+      co_await detail::request_all(backend_.connection(), std::move(requests), kPublishWindow);
   std::vector<std::string> ids;
   ids.reserve(tasks.size());
-  auto& connection = backend_.connection();
-  const Config& config = backend_.config();
-  for (std::size_t start = 0; start < tasks.size(); start += kPublishWindow) {
-    const std::size_t end = std::min(tasks.size(), start + kPublishWindow);
-    using Op = decltype(connection.async_request(detail::Request{}, asio::deferred));
-    std::vector<Op> ops;
-    ops.reserve(end - start);
-    for (std::size_t i = start; i < end; ++i)
-      ops.push_back(connection.async_request(task_publish(config, tasks[i], std::move(encoded[i]), tasks[i].id),
-                                             asio::deferred));
-    auto group = asio::experimental::make_parallel_group(std::move(ops));
-    auto [order, errors, replies] = co_await group.async_wait(asio::experimental::wait_for_all(), use_awaitable);
-    for (std::size_t k = 0; k < replies.size(); ++k) {
-      const std::size_t i = start + k;
-      try {
-        if (errors[k]) std::rethrow_exception(errors[k]);
-        detail::parse_pub_ack(replies[k], "enqueueing task " + tasks[i].id);
-      } catch (const Error& e) {
-        // Acks of a window arrive in any order: count what this window stored too.
-        std::size_t stored = start;
-        for (std::size_t m = 0; m < replies.size(); ++m)
-          if (!errors[m] && !detail::js_error(replies[m])) ++stored;
-        throw_error(e.kind(), "enqueue_batch: " + std::to_string(stored) + " of " + std::to_string(tasks.size()) +
-                                  " tasks stored; task " + std::to_string(i) + " (" + tasks[i].id +
-                                  ") failed: " + e.what() + " (enqueueing the batch again is safe)");
-      }
-      ids.push_back(tasks[i].id);
+  std::size_t stored = 0;
+  std::optional<std::pair<std::size_t, Error>> first_failure;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    try {
+      if (outcomes[i].error) std::rethrow_exception(outcomes[i].error);
+      detail::parse_pub_ack(outcomes[i].reply, "enqueueing task " + tasks[i].id);
+      ++stored;
+    } catch (const Error& e) {
+      if (!first_failure) first_failure.emplace(i, e);
     }
+    ids.push_back(tasks[i].id);
+  }
+  if (first_failure) {
+    const auto& [i, e] = *first_failure;
+    throw_error(e.kind(), "enqueue_batch: " + std::to_string(stored) + " of " + std::to_string(tasks.size()) +
+                              " tasks stored; task " + std::to_string(i) + " (" + tasks[i].id + ") failed: " +
+                              e.what() + " (enqueueing the batch again is safe)");
   }
   co_return ids;
 }
 
-asio::awaitable<void> TaskQueue::ensure_queue(const std::string& queue) {
-  {
-    std::lock_guard lock(mu_);
-    if (ready_queues_.count(queue)) co_return;
-  }
-  const Config& c = backend_.config();
-  auto& connection = backend_.connection();
-  for (std::string_view band : detail::kPriorityBands) {
-    detail::DurableConsumer consumer{.stream = c.tasks_stream.name,
-                                     .name = detail::consumer_name(c, queue, band),
-                                     .filter_subject = detail::lane_filter(c, queue, band),
-                                     .ack_wait = c.ack_wait,
-                                     .max_deliver = -1,  // omniq enforces max_deliver (see admit)
-                                     .max_ack_pending = c.max_ack_pending};
-    co_await detail::ensure_consumer(connection, std::move(consumer));
-  }
-  // Delayed tasks wait as nak'd deliveries: they must not count against the ready lanes'
-  // max_ack_pending, and waiting never exhausts deliveries.
-  detail::DurableConsumer delayed{.stream = c.tasks_stream.name,
-                                  .name = detail::consumer_name(c, queue, detail::kDelayedLane),
-                                  .filter_subject = detail::lane_filter(c, queue, detail::kDelayedLane),
-                                  .ack_wait = c.ack_wait,
-                                  .max_deliver = -1,
-                                  .max_ack_pending = -1};
-  co_await detail::ensure_consumer(connection, std::move(delayed));
-  std::lock_guard lock(mu_);
-  ready_queues_.insert(queue);
-}
+// ---- shared by the queue and its lane watchers ------------------------------------------
+// Free functions over the connection, so a watcher running on the backend's executor needs
+// nothing from the TaskQueue object.
 
-bool TaskQueue::lane_hinted_empty(const std::string& consumer) {
-  std::lock_guard lock(mu_);
-  auto it = empty_until_.find(consumer);
-  return it != empty_until_.end() && std::chrono::steady_clock::now() < it->second;
-}
+namespace {
 
-void TaskQueue::hint_lane(const std::string& consumer, bool empty) {
-  std::lock_guard lock(mu_);
-  if (empty) empty_until_[consumer] = std::chrono::steady_clock::now() + kEmptyLaneRecheck;
-  else empty_until_.erase(consumer);
-}
-
-asio::awaitable<void> TaskQueue::settle(const std::string& ack_subject, std::string verb) {
+asio::awaitable<void> settle_on(detail::Connection& connection, const std::string& ack_subject, std::string verb) {
   // A request, not a plain publish: the server confirms the ack, so a lost or refused ack
   // is an error here instead of a silent redelivery later.
   detail::Request req{.subject = ack_subject, .data = std::move(verb)};
-  const detail::Reply reply = co_await backend_.connection().async_request(std::move(req), use_awaitable);
+  const detail::Reply reply = co_await connection.async_request(std::move(req), use_awaitable);
   if (auto e = detail::js_error(reply))
     throw_error(errc::nats_error, "acknowledging " + ack_subject + ": " + e->description);
 }
 
-asio::awaitable<void> TaskQueue::mark(Task task, TaskStatus status) {
+asio::awaitable<void> mark_on(detail::Connection& connection, Task task, TaskStatus status) {
   task.status = status;
-  detail::KvBucket state(backend_.connection(), backend_.config().task_state_bucket.name);
+  detail::KvBucket state(connection, connection.config().task_state_bucket.name);
   co_await state.put(task.id, encode(task));
 }
 
-asio::awaitable<void> TaskQueue::write_dead_letter(const std::string& queue, const std::string& task_id,
-                                                   const JsMessage& message, const std::optional<Task>& task,
-                                                   std::string reason) {
-  const Config& c = backend_.config();
-  const bool usable_id = is_valid_token(task_id);
-  const std::string id = usable_id ? task_id : "seq-" + std::to_string(message.stream_sequence);
-  const std::string q = is_valid_token(queue) ? queue : "unknown";
+json dead_letter_json(const std::string& queue, const std::string& task_id, const JsMessage& message,
+                      const std::optional<Task>& task, const std::string& reason) {
   json letter = {{"schema_version", 1},
                  {"task_id", task_id},
                  {"queue_name", queue},
@@ -298,14 +251,228 @@ asio::awaitable<void> TaskQueue::write_dead_letter(const std::string& queue, con
                  {"dead_lettered_at", format_timestamp(now())}};
   if (task) letter["task"] = json::parse(encode(*task));
   else letter["raw"] = message.data;
-  std::string data = letter.dump(-1, ' ', false, json::error_handler_t::replace);
-  // Deduplicated by the original message: a retry after a crash writes it once.
-  std::vector<detail::Header> headers{{"Nats-Msg-Id", "dlq-" + c.tasks_stream.name + "-" +
-                                                          std::to_string(message.stream_sequence)}};
-  co_await detail::js_publish(backend_.connection(), detail::dead_letter_subject(c, q, id), std::move(data),
-                              std::move(headers), "dead-lettering task " + id);
-  backend_.log().warn("omniq: task {} of queue {} dead-lettered: {}", id, q, reason);
+  return letter;
 }
+
+asio::awaitable<void> dead_letter_on(detail::Connection& connection, const std::string& queue,
+                                     const std::string& task_id, const JsMessage& message,
+                                     const std::optional<Task>& task, std::string reason) {
+  const Config& c = connection.config();
+  const std::string id = is_valid_token(task_id) ? task_id : "seq-" + std::to_string(message.stream_sequence);
+  const std::string q = is_valid_token(queue) ? queue : "unknown";
+  std::string data =
+      dead_letter_json(queue, task_id, message, task, reason).dump(-1, ' ', false, json::error_handler_t::replace);
+  // Deduplicated by the original message: a retry after a crash writes it once.
+  std::vector<detail::Header> headers{
+      {"Nats-Msg-Id", "dlq-" + c.tasks_stream.name + "-" + std::to_string(message.stream_sequence)}};
+  co_await detail::js_publish(connection, detail::dead_letter_subject(c, q, id), std::move(data), std::move(headers),
+                              "dead-lettering task " + id);
+  connection.log().warn("omniq: task {} of queue {} dead-lettered: {}", id, q, reason);
+}
+
+// A delivery from a delayed lane: due tasks move to their priority band (deduplicated, so a
+// crash in between cannot enqueue twice), the others go back with a NAK delay equal to the
+// time left, so the server returns them when they are due.
+asio::awaitable<void> promote_on(detail::Connection& connection, JsMessage m) {
+  const Config& c = connection.config();
+  std::optional<Task> task;
+  std::string decode_error;
+  try {
+    task = decode_task(m.data);
+  } catch (const Error& e) {
+    decode_error = e.what();
+  }
+  if (!task) {
+    const SubjectParts where = split_task_subject(c, m.subject);
+    co_await dead_letter_on(connection, where.queue, where.id, m, std::nullopt, "cannot decode task: " + decode_error);
+    co_await settle_on(connection, m.reply, "+TERM");
+    co_return;
+  }
+  const Timestamp t = now();
+  if (task->is_expired(t)) {
+    co_await mark_on(connection, *task, TaskStatus::expired);
+    co_await settle_on(connection, m.reply, "+ACK");
+  } else if (task->run_at && *task->run_at > t) {
+    connection.publish(m.reply, nak_body(*task->run_at - t));  // not a delivery attempt
+  } else {
+    detail::Request req = task_publish(c, *task, m.data, task->id + ":ready");
+    req.subject = detail::task_subject(c, task->queue_name, detail::band_for(task->priority), task->id);
+    const detail::Reply reply = co_await connection.async_request(std::move(req), use_awaitable);
+    detail::parse_pub_ack(reply, "moving delayed task " + task->id + " to its queue");
+    co_await settle_on(connection, m.reply, "+ACK");
+  }
+}
+
+// A watcher holds one long-poll pull open on its lane; the server delivers into it as soon
+// as work arrives, so waiting costs nothing per dequeue and empty lanes are never polled
+// (on nats-server 2.9 asking an empty filtered lane costs time proportional to the stream).
+constexpr auto kLongPoll = std::chrono::milliseconds(5000);
+constexpr auto kDelayedPoll = std::chrono::milliseconds(1000);
+
+}  // namespace
+
+// Prefetched deliveries of one queue, per priority band, filled by the lane watchers.
+struct TaskQueue::Feed {
+  struct Held {
+    JsMessage message;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::mutex mu;
+  std::array<std::deque<Held>, detail::kPriorityBands.size()> lanes;  // guarded by mu
+  std::atomic<bool> stopped{false};
+  std::shared_ptr<detail::Doorbell> doorbell;
+};
+
+namespace {
+
+asio::awaitable<void> watch_lane(std::shared_ptr<TaskQueue::Feed> feed, detail::Connection& connection,
+                                 detail::DurableConsumer consumer, std::size_t lane, std::size_t capacity);
+asio::awaitable<void> watch_delayed(std::shared_ptr<TaskQueue::Feed> feed, detail::Connection& connection,
+                                    detail::DurableConsumer consumer);
+
+// Waits `pause`, growing it up to a second: a watcher retrying after an error.
+asio::awaitable<void> back_off(std::chrono::milliseconds& pause) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, pause);
+  co_await timer.async_wait(use_awaitable);
+  pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+}
+
+}  // namespace
+
+asio::awaitable<void> TaskQueue::settle(const std::string& ack_subject, std::string verb) {
+  co_await settle_on(backend_.connection(), ack_subject, std::move(verb));
+}
+
+asio::awaitable<void> TaskQueue::mark(Task task, TaskStatus status) {
+  co_await mark_on(backend_.connection(), std::move(task), status);
+}
+
+asio::awaitable<void> TaskQueue::write_dead_letter(const std::string& queue, const std::string& task_id,
+                                                   const JsMessage& message, const std::optional<Task>& task,
+                                                   std::string reason) {
+  co_await dead_letter_on(backend_.connection(), queue, task_id, message, task, std::move(reason));
+}
+
+TaskQueue::~TaskQueue() {
+  std::lock_guard lock(mu_);
+  for (auto& [name, feed] : feeds_) feed->stopped = true;
+}
+
+asio::awaitable<void> TaskQueue::ensure_queue(const std::string& queue) {
+  {
+    std::lock_guard lock(mu_);
+    if (feeds_.count(queue)) co_return;
+  }
+  const Config& c = backend_.config();
+  auto& connection = backend_.connection();
+  std::vector<detail::DurableConsumer> bands;
+  for (std::string_view band : detail::kPriorityBands) {
+    detail::DurableConsumer consumer{.stream = c.tasks_stream.name,
+                                     .name = detail::consumer_name(c, queue, band),
+                                     .filter_subject = detail::lane_filter(c, queue, band),
+                                     .ack_wait = c.ack_wait,
+                                     .max_deliver = -1,  // omniq enforces max_deliver (see admit)
+                                     .max_ack_pending = c.max_ack_pending};
+    co_await detail::ensure_consumer(connection, consumer);
+    bands.push_back(std::move(consumer));
+  }
+  // Delayed tasks wait as nak'd deliveries: they must not count against the ready lanes'
+  // max_ack_pending, and waiting never exhausts deliveries.
+  detail::DurableConsumer delayed{.stream = c.tasks_stream.name,
+                                  .name = detail::consumer_name(c, queue, detail::kDelayedLane),
+                                  .filter_subject = detail::lane_filter(c, queue, detail::kDelayedLane),
+                                  .ack_wait = c.ack_wait,
+                                  .max_deliver = -1,
+                                  .max_ack_pending = -1};
+  co_await detail::ensure_consumer(connection, delayed);
+
+  auto feed = std::make_shared<Feed>();
+  feed->doorbell = doorbell_;
+  {
+    std::lock_guard lock(mu_);
+    if (feeds_.count(queue)) co_return;  // another dequeue got here first
+    feeds_[queue] = feed;
+  }
+  const auto executor = backend_.get_executor();
+  const std::size_t capacity = static_cast<std::size_t>(c.prefetch);
+  for (std::size_t lane = 0; lane < bands.size(); ++lane)
+    asio::co_spawn(executor, watch_lane(feed, connection, std::move(bands[lane]), lane, capacity), asio::detached);
+  asio::co_spawn(executor, watch_delayed(feed, connection, std::move(delayed)), asio::detached);
+}
+
+namespace {
+
+asio::awaitable<void> watch_lane(std::shared_ptr<TaskQueue::Feed> feed, detail::Connection& connection,
+                                 detail::DurableConsumer consumer, std::size_t lane, std::size_t capacity) {
+  auto pause = std::chrono::milliseconds(50);
+  bool recreate = false;
+  while (!feed->stopped) {
+    if (recreate) {
+      // The consumer is gone (deleted, or a restart of a memory-backed server): make it again.
+      try {
+        co_await detail::ensure_consumer(connection, consumer);
+      } catch (const Error&) {
+      }
+      recreate = false;
+    }
+    std::size_t held = 0;
+    {
+      std::lock_guard lock(feed->mu);
+      held = feed->lanes[lane].size();
+    }
+    if (held >= capacity) {  // full: wait for dequeues to take some
+      auto idle = std::chrono::milliseconds(5);
+      co_await back_off(idle);
+      continue;
+    }
+    detail::FetchRequest pull{.stream = consumer.stream,
+                              .consumer = consumer.name,
+                              .batch = static_cast<int>(capacity - held),
+                              .no_wait = false,
+                              .expires = kLongPoll,
+                              .on_message = [feed, lane](JsMessage&& m) {
+                                {
+                                  std::lock_guard lock(feed->mu);
+                                  feed->lanes[lane].push_back({std::move(m), std::chrono::steady_clock::now()});
+                                }
+                                feed->doorbell->ring();
+                              }};
+    bool failed = false;
+    try {
+      co_await connection.async_fetch(std::move(pull), use_awaitable);
+      pause = std::chrono::milliseconds(50);
+    } catch (const Error& e) {
+      if (e.kind() == errc::closed || e.kind() == errc::not_connected) co_return;  // the backend closed
+      failed = true;
+      recreate = e.kind() == errc::nats_error;
+    }
+    if (failed) co_await back_off(pause);
+  }
+}
+
+asio::awaitable<void> watch_delayed(std::shared_ptr<TaskQueue::Feed> feed, detail::Connection& connection,
+                                    detail::DurableConsumer consumer) {
+  auto pause = std::chrono::milliseconds(50);
+  while (!feed->stopped) {
+    detail::FetchRequest pull{.stream = consumer.stream,
+                              .consumer = consumer.name,
+                              .batch = kPromoteBatch,
+                              .no_wait = false,
+                              .expires = kDelayedPoll};
+    bool failed = false;
+    try {
+      std::vector<JsMessage> got = co_await connection.async_fetch(std::move(pull), use_awaitable);
+      for (auto& m : got) co_await promote_on(connection, std::move(m));
+      pause = std::chrono::milliseconds(50);
+    } catch (const Error& e) {
+      if (e.kind() == errc::closed || e.kind() == errc::not_connected) co_return;
+      failed = true;
+    }
+    if (failed) co_await back_off(pause);
+  }
+}
+
+}  // namespace
 
 asio::awaitable<std::optional<Lease>> TaskQueue::admit(JsMessage m) {
   const Config& c = backend_.config();
@@ -337,71 +504,53 @@ asio::awaitable<std::optional<Lease>> TaskQueue::admit(JsMessage m) {
   co_return Lease(*this, std::move(*task), std::move(m));
 }
 
-asio::awaitable<void> TaskQueue::promote_delayed(const std::string& queue) {
-  const Config& c = backend_.config();
-  const std::string name = detail::consumer_name(c, queue, detail::kDelayedLane);
-  if (lane_hinted_empty(name)) co_return;
-  auto& connection = backend_.connection();
-  detail::FetchRequest pull{.stream = c.tasks_stream.name, .consumer = name, .batch = kPromoteBatch, .no_wait = true};
-  std::vector<JsMessage> got = co_await connection.async_fetch(std::move(pull), use_awaitable);
-  hint_lane(name, got.empty() || got.back().pending == 0);
-  for (auto& m : got) {
-    std::optional<Task> task;
-    std::string decode_error;
-    try {
-      task = decode_task(m.data);
-    } catch (const Error& e) {
-      decode_error = e.what();
-    }
-    if (!task) {
-      const SubjectParts where = split_task_subject(c, m.subject);
-      co_await write_dead_letter(where.queue, where.id, m, std::nullopt, "cannot decode task: " + decode_error);
-      co_await settle(m.reply, "+TERM");
-      continue;
-    }
-    const Timestamp t = now();
-    if (task->is_expired(t)) {
-      co_await mark(*task, TaskStatus::expired);
-      co_await settle(m.reply, "+ACK");
-    } else if (task->run_at && *task->run_at > t) {
-      // Not due: the server hands it back when it is (the delay is not a delivery attempt).
-      connection.publish(m.reply, nak_body(*task->run_at - t));
-    } else {
-      // Due: copy it to its ready lane (deduplicated, so a crash here cannot run it twice),
-      // then remove it from the delayed lane.
-      detail::Request req = task_publish(c, *task, m.data, task->id + ":ready");
-      req.subject = detail::task_subject(c, task->queue_name, detail::band_for(task->priority), task->id);
-      const detail::Reply reply = co_await connection.async_request(std::move(req), use_awaitable);
-      detail::parse_pub_ack(reply, "moving delayed task " + task->id + " to its queue");
-      co_await settle(m.reply, "+ACK");
-    }
-  }
-}
-
-asio::awaitable<std::vector<Lease>> TaskQueue::pass(const std::vector<std::string>& queues, std::size_t max) {
-  const Config& c = backend_.config();
-  auto& connection = backend_.connection();
-  std::vector<Lease> out;
+std::vector<JsMessage> TaskQueue::take(const std::vector<std::string>& queues, std::size_t max) {
+  std::vector<JsMessage> out;
+  // A delivery held longer than half of ack_wait may soon go to another worker: hand it
+  // back now rather than give out a lease that is about to expire.
+  const auto stale_before = std::chrono::steady_clock::now() - backend_.config().ack_wait / 2;
+  std::vector<std::string> stale;
   for (const auto& queue : queues) {
-    if (out.size() >= max) break;
-    co_await ensure_queue(queue);
-    co_await promote_delayed(queue);
-    for (std::string_view band : detail::kPriorityBands) {
-      if (out.size() >= max) break;
-      const std::string name = detail::consumer_name(c, queue, band);
-      if (lane_hinted_empty(name)) continue;
-      detail::FetchRequest pull{.stream = c.tasks_stream.name, .consumer = name,
-                                .batch = static_cast<int>(std::min<std::size_t>(max - out.size(), 4096)),
-                                .no_wait = true};
-      std::vector<JsMessage> got = co_await connection.async_fetch(std::move(pull), use_awaitable);
-      hint_lane(name, got.empty() || got.back().pending == 0);
-      for (auto& m : got) {
-        auto lease = co_await admit(std::move(m));
-        if (lease) out.push_back(std::move(*lease));
+    std::shared_ptr<Feed> feed;
+    {
+      std::lock_guard lock(mu_);
+      auto it = feeds_.find(queue);
+      if (it == feeds_.end()) continue;
+      feed = it->second;
+    }
+    std::lock_guard lock(feed->mu);
+    for (auto& lane : feed->lanes) {
+      while (!lane.empty() && out.size() < max) {
+        if (lane.front().at < stale_before) stale.push_back(std::move(lane.front().message.reply));
+        else out.push_back(std::move(lane.front().message));
+        lane.pop_front();
       }
     }
+    if (out.size() >= max) break;
   }
-  co_return out;
+  for (const auto& ack : stale) {
+    try {
+      backend_.connection().publish(ack, "-NAK");
+    } catch (const Error&) {  // redelivered after ack_wait anyway
+    }
+  }
+  return out;
+}
+
+bool TaskQueue::holds_work(const std::vector<std::string>& queues) {
+  for (const auto& queue : queues) {
+    std::shared_ptr<Feed> feed;
+    {
+      std::lock_guard lock(mu_);
+      auto it = feeds_.find(queue);
+      if (it == feeds_.end()) continue;
+      feed = it->second;
+    }
+    std::lock_guard lock(feed->mu);
+    for (auto& lane : feed->lanes)
+      if (!lane.empty()) return true;
+  }
+  return false;
 }
 
 asio::awaitable<std::vector<Lease>> TaskQueue::dequeue_batch(std::vector<std::string> queues, std::size_t max,
@@ -410,18 +559,22 @@ asio::awaitable<std::vector<Lease>> TaskQueue::dequeue_batch(std::vector<std::st
   for (const auto& q : queues) validate_token("queue_name", q);
   if (max == 0) co_return std::vector<Lease>{};
   co_await ensure();
+  for (const auto& q : queues) co_await ensure_queue(q);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto backoff = std::chrono::duration_cast<std::chrono::steady_clock::duration>(kPollFirst);
+  std::vector<Lease> out;
   for (;;) {
-    std::vector<Lease> got = co_await pass(queues, max);
-    if (!got.empty()) co_return got;
+    for (auto& m : take(queues, max - out.size())) {
+      auto lease = co_await admit(std::move(m));
+      if (lease) out.push_back(std::move(*lease));
+    }
+    if (!out.empty()) {
+      if (holds_work(queues)) doorbell_->ring();  // more for another waiting dequeue
+      co_return out;
+    }
     const auto left = deadline - std::chrono::steady_clock::now();
-    if (left <= std::chrono::steady_clock::duration::zero()) co_return got;
-    asio::steady_timer timer(co_await asio::this_coro::executor, std::min(backoff, left));
-    co_await timer.async_wait(use_awaitable);
-    backoff = std::min(backoff * 2, std::chrono::duration_cast<std::chrono::steady_clock::duration>(kPollLongest));
-    std::lock_guard lock(mu_);
-    empty_until_.clear();  // a fresh pass asks every lane
+    if (left <= std::chrono::steady_clock::duration::zero()) co_return out;
+    co_await doorbell_->wait(std::chrono::duration_cast<std::chrono::milliseconds>(left) +
+                             std::chrono::milliseconds(1));
   }
 }
 

@@ -10,8 +10,19 @@
 namespace omniq {
 
 std::string format_timestamp(Timestamp t) {
-  // date::format prints the fraction with the precision of the time point (microseconds).
-  return date::format("%FT%TZ", t);
+  // By hand rather than date::format (an ostringstream each time): every encoded model
+  // carries a few timestamps, so this is on the enqueue path.
+  using namespace std::chrono;
+  const auto day = floor<days>(t);
+  const date::year_month_day ymd{day};
+  const auto us = (t - day).count();  // microseconds into the day
+  const auto secs = us / 1'000'000;
+  char buf[40];
+  const int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02lld:%02lld:%02lld.%06lldZ", static_cast<int>(ymd.year()),
+                              static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                              static_cast<long long>(secs / 3600), static_cast<long long>(secs / 60 % 60),
+                              static_cast<long long>(secs % 60), static_cast<long long>(us % 1'000'000));
+  return std::string(buf, static_cast<std::size_t>(n));
 }
 
 namespace {

@@ -93,6 +93,8 @@ struct Config {
   std::chrono::milliseconds ack_wait{30'000};
   int max_deliver = 5;         // deliveries before a task is dead-lettered; -1 = unlimited
   int max_ack_pending = 1000;  // >= 1
+  // Deliveries a process holds ready per priority lane of each queue it dequeues (>= 1).
+  int prefetch = 256;
 
   // Runtime.
   int blocking_threads = 4;  // pool that runs blocking nats.c calls off the io thread

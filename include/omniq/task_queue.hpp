@@ -19,6 +19,7 @@
 
 #include "omniq/backend.hpp"
 #include "omniq/detail/connection.hpp"
+#include "omniq/detail/doorbell.hpp"
 #include "omniq/detail/provisioned.hpp"
 #include "omniq/detail/sync.hpp"
 #include "omniq/models/task.hpp"
@@ -83,8 +84,13 @@ struct DeadLetter {
 
 class TaskQueue {
  public:
-  // Shares the backend's connection; creates nothing until first used.
+  // Shares the backend's connection; creates nothing until first used. Use the backend's
+  // own (backend.task_queue()): each TaskQueue keeps long-poll pulls open on the queues it
+  // dequeues, and a connection serves one pull per consumer at a time.
   explicit TaskQueue(NatsBackend& backend);
+  ~TaskQueue();
+  TaskQueue(const TaskQueue&) = delete;
+  TaskQueue& operator=(const TaskQueue&) = delete;
 
   // Creates or checks the tasks stream, the dead-letter stream and the task-state bucket.
   asio::awaitable<void> ensure();
@@ -133,13 +139,14 @@ class TaskQueue {
 
   NatsBackend& backend() noexcept { return backend_; }
 
+  struct Feed;  // internal: deliveries prefetched by the lane watchers of one queue
+
  private:
   friend class Lease;
-  struct Lanes;  // per-queue consumers and empty-lane hints
 
   asio::awaitable<void> ensure_queue(const std::string& queue);
-  asio::awaitable<std::vector<Lease>> pass(const std::vector<std::string>& queues, std::size_t max);
-  asio::awaitable<void> promote_delayed(const std::string& queue);
+  std::vector<detail::JsMessage> take(const std::vector<std::string>& queues, std::size_t max);
+  bool holds_work(const std::vector<std::string>& queues);
   asio::awaitable<std::optional<Lease>> admit(detail::JsMessage message);
   asio::awaitable<void> write_dead_letter(const std::string& queue, const std::string& task_id,
                                           const detail::JsMessage& message, const std::optional<Task>& task,
@@ -148,14 +155,12 @@ class TaskQueue {
   asio::awaitable<void> mark(Task task, TaskStatus status);
   asio::awaitable<std::optional<std::pair<Task, std::uint64_t>>> find_pending(const std::string& task_id);
   std::string encode_checked(const Task& task) const;
-  bool lane_hinted_empty(const std::string& consumer);
-  void hint_lane(const std::string& consumer, bool empty);
 
   NatsBackend& backend_;
   detail::Provisioned provisioned_;
+  std::shared_ptr<detail::Doorbell> doorbell_;  // rung when a watcher brings work
   std::mutex mu_;
-  std::set<std::string> ready_queues_;                                        // guarded by mu_
-  std::map<std::string, std::chrono::steady_clock::time_point> empty_until_;  // guarded by mu_
+  std::map<std::string, std::shared_ptr<Feed>> feeds_;  // guarded by mu_: per queue dequeued
 };
 
 class SyncLease {

@@ -28,7 +28,7 @@ if(MODE STREQUAL "find_package")
   run("${WORK_DIR}/build/consumer")
 elseif(MODE STREQUAL "add_subdirectory")
   run(${CMAKE_COMMAND} -S "${consumers}/add_subdirectory" -B "${WORK_DIR}/build"
-      -DOMNIQ_SOURCE_DIR=${OMNIQ_SOURCE_DIR} -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_BUILD_TYPE=Release)
+      -DOMNIQ_SOURCE_DIR=${OMNIQ_SOURCE_DIR} -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_BUILD_TYPE=)
   run(${CMAKE_COMMAND} --build "${WORK_DIR}/build" -j 2)
   run("${WORK_DIR}/build/consumer")
 elseif(MODE STREQUAL "pkg_config")

@@ -96,6 +96,7 @@ TEST_CASE("config defaults match the seed", "[config]") {
   CHECK(c.schedules_bucket.name == "omniq_schedules");
   CHECK(c.schedules_bucket.ttl == 0s);
   CHECK(c.task_state_bucket.name == "omniq_tasks");
+  CHECK(c.prefetch == 256);
   CHECK(c.task_state_bucket.ttl == 7 * 24h);
   CHECK_NOTHROW(c.validate());
   // The empty JSON object and an empty environment change nothing.
@@ -123,7 +124,7 @@ TEST_CASE("config loads every key from a JSON file", "[config]") {
     "results_bucket": {"name": "app_results", "replicas": 3, "storage": "memory", "ttl": 120,
                        "history": 5, "max_value_size": 4096, "max_bytes": 10000000},
     "schedules_bucket": {"name": "app_schedules", "history": 64},
-    "task_state_bucket": {"name": "app_tasks", "ttl": 3600},
+    "task_state_bucket": {"name": "app_tasks", "ttl": 3600}, "prefetch": 32,
     "ack_wait": 45, "max_deliver": -1, "max_ack_pending": 10, "blocking_threads": 2,
     "request_timeout": 1.5
   })");
@@ -177,6 +178,7 @@ TEST_CASE("config loads every key from a JSON file", "[config]") {
   CHECK(c.schedules_bucket.history == 64);
   CHECK(c.task_state_bucket.name == "app_tasks");
   CHECK(c.task_state_bucket.ttl == 1h);
+  CHECK(c.prefetch == 32);
 
   CHECK(c.ack_wait == 45s);
   CHECK(c.max_deliver == -1);
@@ -322,6 +324,7 @@ TEST_CASE("config: value checks", "[config]") {
              Contains(R"(config: "results_bucket.history" must be between 1 and 64, got 65)"));
   CHECK_THAT(json_error({{"max_deliver", 0}}), Contains(R"(config: "max_deliver" must be -1 (unlimited) or >= 1, got 0)"));
   CHECK_THAT(json_error({{"max_ack_pending", 0}}), Contains(R"(config: "max_ack_pending" must be >= 1, got 0)"));
+  CHECK_THAT(json_error({{"prefetch", 0}}), Contains(R"(config: "prefetch" must be >= 1, got 0)"));
   CHECK_THAT(json_error({{"blocking_threads", 0}}), Contains(R"(config: "blocking_threads" must be >= 1, got 0)"));
   CHECK_THAT(json_error({{"tasks_stream", {{"max_msgs", 0}}}}),
              Contains(R"(config: "tasks_stream.max_msgs" must be -1 (unlimited) or >= 1, got 0)"));

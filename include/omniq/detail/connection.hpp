@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -90,6 +91,9 @@ struct FetchRequest {
   int batch = 1;
   bool no_wait = true;
   std::chrono::milliseconds expires{0};
+  // Streaming: when set, each delivery is handed to it as it arrives (on a nats.c thread:
+  // it must only store the message and return) instead of being collected for completion.
+  std::function<void(JsMessage&&)> on_message{};
 };
 
 // Invoked from any thread; it posts to the awaiter's executor (see post_to_associated).

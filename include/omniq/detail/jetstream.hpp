@@ -53,6 +53,17 @@ asio::awaitable<std::optional<PubAck>> js_publish(Connection& c, std::string sub
                                                   std::vector<Header> headers, std::string what,
                                                   bool allow_conflict = false);
 
+// The outcome of one request of a pipelined group.
+struct RequestOutcome {
+  std::exception_ptr error{};
+  Reply reply{};
+};
+
+// Sends every request with at most `window` in flight at any moment (a new one leaves as
+// soon as one completes) and returns the outcomes in request order.
+asio::awaitable<std::vector<RequestOutcome>> request_all(Connection& c, std::vector<Request> requests,
+                                                         std::size_t window = 4096);
+
 // A message read back from a stream by direct get.
 struct StoredMessage {
   std::string subject{};
@@ -136,16 +147,5 @@ asio::awaitable<bool> delete_reader(Connection& c, std::string stream, std::stri
 // Removes every message of `stream` whose sequence is below `keep_from` and returns how many
 // were removed ($JS.API.STREAM.PURGE with "seq").
 asio::awaitable<std::uint64_t> purge_below(Connection& c, std::string stream, std::uint64_t keep_from);
-
-// The reply or error of each request of a pipelined batch.
-struct PipelinedReply {
-  std::exception_ptr error{};  // transport error (timeout, not connected, payload too large...)
-  Reply reply{};
-};
-// Sends `requests` with up to `window` of them in flight and returns their replies in order.
-// After a window in which any request failed (an error, or a JetStream error in its reply)
-// nothing more is sent, so fewer replies than requests come back.
-asio::awaitable<std::vector<PipelinedReply>> request_pipelined(Connection& c, std::vector<Request> requests,
-                                                               std::size_t window);
 
 }  // namespace omniq::detail
