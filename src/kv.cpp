@@ -29,6 +29,14 @@ nlohmann::json watch_body(const std::string& stream, const std::string& subject)
 }
 }  // namespace
 
+void check_value_size(const std::string& what, std::size_t size, std::int64_t bucket_limit, std::int64_t server_limit) {
+  const std::int64_t limit = bucket_limit > 0 ? bucket_limit : server_limit;
+  if (limit > 0 && static_cast<std::int64_t>(size) > limit)
+    throw_error(errc::payload_too_large, what + " is " + std::to_string(size) + " bytes, over the " +
+                                             (bucket_limit > 0 ? "bucket's max_value_size" : "server's max_payload") +
+                                             " of " + std::to_string(limit) + " bytes");
+}
+
 KvBucket::KvBucket(Connection& connection, std::string bucket)
     : connection_(connection), bucket_(std::move(bucket)), stream_("KV_" + bucket_) {}
 

@@ -29,14 +29,8 @@ asio::awaitable<BucketReport> ScheduleStore::info() {
 std::string ScheduleStore::checked_value(const Schedule& schedule) const {
   schedule.validate();
   std::string value = encode(schedule);
-  const std::int64_t bucket_limit = backend_.config().schedules_bucket.max_value_size;
-  const std::int64_t server_limit = backend_.connection().max_payload();
-  const std::int64_t limit = bucket_limit > 0 ? bucket_limit : server_limit;
-  if (limit > 0 && static_cast<std::int64_t>(value.size()) > limit)
-    throw_error(errc::payload_too_large,
-                "schedule " + schedule.id + " is " + std::to_string(value.size()) + " bytes, over the " +
-                    (bucket_limit > 0 ? "bucket's max_value_size" : "server's max_payload") + " of " +
-                    std::to_string(limit) + " bytes");
+  detail::check_value_size("schedule " + schedule.id, value.size(), backend_.config().schedules_bucket.max_value_size,
+                           backend_.connection().max_payload());
   return value;
 }
 

@@ -504,6 +504,12 @@ asio::awaitable<std::optional<Lease>> TaskQueue::admit(JsMessage m) {
   co_return Lease(*this, std::move(*task), std::move(m));
 }
 
+std::shared_ptr<TaskQueue::Feed> TaskQueue::feed_of(const std::string& queue) {
+  std::lock_guard lock(mu_);
+  auto it = feeds_.find(queue);
+  return it == feeds_.end() ? nullptr : it->second;
+}
+
 std::vector<JsMessage> TaskQueue::take(const std::vector<std::string>& queues, std::size_t max) {
   std::vector<JsMessage> out;
   // A delivery held longer than half of ack_wait may soon go to another worker: hand it
@@ -511,13 +517,8 @@ std::vector<JsMessage> TaskQueue::take(const std::vector<std::string>& queues, s
   const auto stale_before = std::chrono::steady_clock::now() - backend_.config().ack_wait / 2;
   std::vector<std::string> stale;
   for (const auto& queue : queues) {
-    std::shared_ptr<Feed> feed;
-    {
-      std::lock_guard lock(mu_);
-      auto it = feeds_.find(queue);
-      if (it == feeds_.end()) continue;
-      feed = it->second;
-    }
+    std::shared_ptr<Feed> feed = feed_of(queue);
+    if (!feed) continue;
     std::lock_guard lock(feed->mu);
     for (auto& lane : feed->lanes) {
       while (!lane.empty() && out.size() < max) {
@@ -539,13 +540,8 @@ std::vector<JsMessage> TaskQueue::take(const std::vector<std::string>& queues, s
 
 bool TaskQueue::holds_work(const std::vector<std::string>& queues) {
   for (const auto& queue : queues) {
-    std::shared_ptr<Feed> feed;
-    {
-      std::lock_guard lock(mu_);
-      auto it = feeds_.find(queue);
-      if (it == feeds_.end()) continue;
-      feed = it->second;
-    }
+    std::shared_ptr<Feed> feed = feed_of(queue);
+    if (!feed) continue;
     std::lock_guard lock(feed->mu);
     for (auto& lane : feed->lanes)
       if (!lane.empty()) return true;

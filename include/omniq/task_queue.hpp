@@ -145,6 +145,7 @@ class TaskQueue {
   friend class Lease;
 
   asio::awaitable<void> ensure_queue(const std::string& queue);
+  std::shared_ptr<Feed> feed_of(const std::string& queue);
   std::vector<detail::JsMessage> take(const std::vector<std::string>& queues, std::size_t max);
   bool holds_work(const std::vector<std::string>& queues);
   asio::awaitable<std::optional<Lease>> admit(detail::JsMessage message);

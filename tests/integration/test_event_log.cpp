@@ -26,17 +26,14 @@ using Steady = std::chrono::steady_clock;
 
 namespace {
 
-struct Fixture {
-  LocalServer server;
-  Config config;
-  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64);
-  std::unique_ptr<NatsBackend> backend;
-
-  explicit Fixture(void (*tune)(Config&) = nullptr) : config(test::config_for(server)) {
-    if (tune) tune(config);
-    backend = std::make_unique<NatsBackend>(config, std::make_shared<spdlog::logger>("events-test", sink));
-    backend->connect_sync();
-  }
+struct Fixture : test::ServerFixture {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink;
+  explicit Fixture(void (*tune)(Config&) = nullptr,
+                   std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> s =
+                       std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64))
+      : ServerFixture(tune ? std::function<void(Config&)>(tune) : std::function<void(Config&)>(),
+                      std::make_shared<spdlog::logger>("events-test", s)),
+        sink(std::move(s)) {}
   SyncEventLog& log() { return backend->sync_event_log(); }
   std::string logged() const {
     std::string all;
@@ -84,17 +81,6 @@ std::vector<std::string> read_ids(SyncEventFollower& follower, std::size_t n, Du
   return ids;
 }
 
-// Another client, careless: publishes raw bytes on a subject with plain nats.c.
-void publish_raw(const std::string& url, const std::string& subject, const std::string& data) {
-  natsConnection* nc = nullptr;
-  jsCtx* js = nullptr;
-  REQUIRE(natsConnection_ConnectTo(&nc, url.c_str()) == NATS_OK);
-  REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
-  REQUIRE(js_Publish(nullptr, js, subject.c_str(), data.data(), static_cast<int>(data.size()), nullptr, nullptr) ==
-          NATS_OK);
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
-}
 
 // Deletes every consumer of a stream behind omniq's back; returns how many there were.
 int delete_all_consumers(const std::string& url, const std::string& stream) {
@@ -180,7 +166,7 @@ TEST_CASE("a query by type returns that type for every task, and combines with t
   CHECK(log.get_events().size() == logged.size());
 }
 
-TEST_CASE("a query by time returns the events stored in [start_time, end_time)", "[event_log][query]") {
+TEST_CASE("a query by time returns the events stored from start_time up to, not including, end_time", "[event_log][query]") {
   Fixture f;
   auto& log = f.log();
   const auto before = log_n(log, "t", 3);
@@ -299,10 +285,10 @@ TEST_CASE("a malformed message on an event subject is skipped with a warning; qu
   const Timestamp start = now();
   const TaskEvent first = events::enqueued("t1", "default");
   log.log_event(first);
-  publish_raw(f.server.url(), "omniq.events.completed.t1", "{this is not json");
-  publish_raw(f.server.url(), "omniq.events.completed.t1", R"({"schema_version": 1, "task_id": "t1"})");
+  test::publish_raw(f.server.url(), "omniq.events.completed.t1", "{this is not json");
+  test::publish_raw(f.server.url(), "omniq.events.completed.t1", R"({"schema_version": 1, "task_id": "t1"})");
   // A well-formed event of another task, put on t1's subject: it must not leak into t1's events.
-  publish_raw(f.server.url(), "omniq.events.completed.t1", encode(events::completed("t2", 1s, "w")));
+  test::publish_raw(f.server.url(), "omniq.events.completed.t1", encode(events::completed("t2", 1s, "w")));
   const TaskEvent last = events::completed("t1", 1s, "w");
   log.log_event(last);
 

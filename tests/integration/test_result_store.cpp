@@ -17,28 +17,11 @@ using Steady = std::chrono::steady_clock;
 
 namespace {
 
-struct Fixture {
-  LocalServer server;
-  Config config;
-  std::unique_ptr<NatsBackend> backend;
-  explicit Fixture(void (*tune)(Config&) = nullptr) : config(test::config_for(server)) {
-    if (tune) tune(config);
-    backend = std::make_unique<NatsBackend>(config);
-    backend->connect_sync();
-  }
+struct Fixture : test::ServerFixture {
+  using ServerFixture::ServerFixture;
   SyncResultStore& results() { return backend->sync_result_store(); }
 };
 
-void put_raw(const std::string& url, const std::string& subject, const std::string& data) {
-  natsConnection* nc = nullptr;
-  jsCtx* js = nullptr;
-  REQUIRE(natsConnection_ConnectTo(&nc, url.c_str()) == NATS_OK);
-  REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
-  REQUIRE(js_Publish(nullptr, js, subject.c_str(), data.data(), static_cast<int>(data.size()), nullptr, nullptr) ==
-          NATS_OK);
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
-}
 
 }  // namespace
 
@@ -154,7 +137,7 @@ TEST_CASE("bad result input is refused clearly; a corrupt value from another cli
     CHECK_THAT(e.what(), Catch::Contains("max_value_size of 1024"));
   }
   store.set(TaskResult::success("good-1", 1));
-  put_raw(f.server.url(), "$KV.omniq_results.corrupt", "not a result");
+  test::publish_raw(f.server.url(), "$KV.omniq_results.corrupt", "not a result");
   store.set(TaskResult::success("good-2", 2));
   auto listed = store.list_results();
   REQUIRE(listed.size() == 2);

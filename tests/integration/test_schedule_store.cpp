@@ -18,15 +18,8 @@ using namespace omniq;
 using namespace std::chrono_literals;
 
 namespace {
-struct Fixture {
-  LocalServer server;
-  Config config;
-  std::unique_ptr<NatsBackend> backend;
-  explicit Fixture(void (*tune)(Config&) = nullptr) : config(test::config_for(server)) {
-    if (tune) tune(config);
-    backend = std::make_unique<NatsBackend>(config);
-    backend->connect_sync();
-  }
+struct Fixture : test::ServerFixture {
+  using ServerFixture::ServerFixture;
   SyncScheduleStore& schedules() { return backend->sync_schedule_store(); }
 };
 }  // namespace
@@ -159,15 +152,7 @@ TEST_CASE("bad schedule input gets clear errors; a corrupt value is skipped and 
     CHECK_THAT(e.what(), Catch::Contains("max_value_size of 512"));
   }
   store.create_schedule(Schedule::from_interval(1s, "ok-1"));
-  {
-    natsConnection* nc = nullptr;
-    jsCtx* js = nullptr;
-    REQUIRE(natsConnection_ConnectTo(&nc, f.server.url().c_str()) == NATS_OK);
-    REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
-    REQUIRE(js_Publish(nullptr, js, "$KV.omniq_schedules.corrupt", "{\"id\": 5}", 9, nullptr, nullptr) == NATS_OK);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-  }
+  test::publish_raw(f.server.url(), "$KV.omniq_schedules.corrupt", "{\"id\": 5}");
   store.create_schedule(Schedule::from_interval(1s, "ok-2"));
   auto listed = store.list_schedules();
   REQUIRE(listed.size() == 2);

@@ -22,16 +22,8 @@ using Steady = std::chrono::steady_clock;
 
 namespace {
 
-struct Fixture {
-  LocalServer server;
-  Config config;
-  std::unique_ptr<NatsBackend> backend;
-
-  explicit Fixture(void (*tune)(Config&) = nullptr) : config(test::config_for(server)) {
-    if (tune) tune(config);
-    backend = std::make_unique<NatsBackend>(config);
-    backend->connect_sync();
-  }
+struct Fixture : test::ServerFixture {
+  using ServerFixture::ServerFixture;
   SyncTaskQueue& q() { return backend->sync_task_queue(); }
 };
 
@@ -43,17 +35,6 @@ Task make_task(std::string func = "work", std::string queue = "default", int pri
   return t;
 }
 
-// Publishes raw bytes on a subject with a plain nats.c client (another, careless producer).
-void publish_raw(const std::string& url, const std::string& subject, const std::string& data) {
-  natsConnection* nc = nullptr;
-  jsCtx* js = nullptr;
-  REQUIRE(natsConnection_ConnectTo(&nc, url.c_str()) == NATS_OK);
-  REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
-  REQUIRE(js_Publish(nullptr, js, subject.c_str(), data.data(), static_cast<int>(data.size()), nullptr, nullptr) ==
-          NATS_OK);
-  jsCtx_Destroy(js);
-  natsConnection_Destroy(nc);
-}
 
 }  // namespace
 
@@ -394,7 +375,7 @@ TEST_CASE("a malformed message on a task subject is dead-lettered with its reaso
   Fixture f;
   auto& q = f.q();
   q.ensure();
-  publish_raw(f.server.url(), "omniq.tasks.default.normal.garbage-1", "{this is not json");
+  test::publish_raw(f.server.url(), "omniq.tasks.default.normal.garbage-1", "{this is not json");
   Task good = make_task("good");
   q.enqueue(good);
   auto lease = q.dequeue({"default"}, 2s);

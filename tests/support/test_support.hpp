@@ -13,6 +13,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <functional>
+#include <memory>
+
+#include <catch2/catch.hpp>
+#include <nats/nats.h>
+#include <spdlog/logger.h>
+
+#include "omniq/backend.hpp"
 #include "omniq/config.hpp"
 #include "omniq/local_server.hpp"
 
@@ -41,6 +49,34 @@ T run(asio::io_context& io, asio::awaitable<T> op) {
 template <class Backend, class T>
 T run_sync(Backend& backend, asio::awaitable<T> op) {
   return asio::co_spawn(backend.get_executor(), std::move(op), asio::use_future).get();
+}
+
+// A real nats-server and a backend connected to it, running on an io thread of its own, so
+// the blocking twins can be called from the test thread.
+struct ServerFixture {
+  LocalServer server;
+  Config config;
+  std::unique_ptr<NatsBackend> backend;
+
+  explicit ServerFixture(const std::function<void(Config&)>& tune = {},
+                         std::shared_ptr<spdlog::logger> logger = nullptr)
+      : config(config_for(server)) {
+    if (tune) tune(config);
+    backend = std::make_unique<NatsBackend>(config, std::move(logger));
+    backend->connect_sync();
+  }
+};
+
+// Another client, careless: publishes raw bytes on a subject with plain nats.c.
+inline void publish_raw(const std::string& url, const std::string& subject, const std::string& data) {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  REQUIRE(natsConnection_ConnectTo(&nc, url.c_str()) == NATS_OK);
+  REQUIRE(natsConnection_JetStream(&js, nc, nullptr) == NATS_OK);
+  REQUIRE(js_Publish(nullptr, js, subject.c_str(), data.data(), static_cast<int>(data.size()), nullptr, nullptr) ==
+          NATS_OK);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
 }
 
 // A temporary directory removed at scope exit.

@@ -22,6 +22,10 @@ struct KvEntry {
   std::uint64_t revision = 0;
 };
 
+// Throws payload_too_large when a value of `size` bytes is over the bucket's max_value_size
+// (when set, > 0) or else the server's max_payload; `what` names the value ("result of task x").
+void check_value_size(const std::string& what, std::size_t size, std::int64_t bucket_limit, std::int64_t server_limit);
+
 class KvBucket {
  public:
   KvBucket(Connection& connection, std::string bucket);
