@@ -97,6 +97,7 @@ constexpr auto fields<Config>() {
                     Field{"ack_wait", &S::ack_wait},
                     Field{"max_deliver", &S::max_deliver},
                     Field{"max_ack_pending", &S::max_ack_pending},
+                    Field{"send_asap", &S::send_asap},
                     Field{"prefetch", &S::prefetch},
                     Field{"blocking_threads", &S::blocking_threads},
                     Field{"request_timeout", &S::request_timeout}};

@@ -480,8 +480,9 @@ void Connection::connect_blocking() {
   check(natsOptions_SetVerbose(opts.get(), config_.verbose), "verbose");
   check(natsOptions_SetPedantic(opts.get(), config_.pedantic), "pedantic");
   check(natsOptions_SetName(opts.get(), config_.name.c_str()), "name");
-  // Requests carry our work; a 1 ms flusher delay per request would cap latency-bound callers.
-  check(natsOptions_SetSendAsap(opts.get(), true), "send_asap");
+  // Requests carry our work: with send_asap each goes out at once (a 1 ms flusher delay
+  // would cap latency-bound callers); without, nats.c coalesces writes (bulk throughput).
+  check(natsOptions_SetSendAsap(opts.get(), config_.send_asap), "send_asap");
   if (!config_.inbox_prefix.empty())
     check(natsOptions_SetCustomInboxPrefix(opts.get(), config_.inbox_prefix.c_str()), "inbox_prefix");
   check(natsOptions_SetDisconnectedCB(opts.get(), &ConnectionState::on_disconnected, state.get()), "callbacks");
@@ -634,22 +635,30 @@ void Connection::start_request(Request request, ReplyHandler handler) {
     id = state->next_id++;
   }
   const std::string reply = state->inbox_base + std::to_string(id);
-  if (natsMsg_Create(&raw, request.subject.c_str(), reply.c_str(), request.data.data(),
-                     static_cast<int>(request.data.size())) != NATS_OK)
-    return fail(errc::nats_error, "creating a message on " + request.subject + ": " + nats_error_text(NATS_ERR));
-  MsgPtr msg(raw);
-  for (const auto& h : request.headers) {
-    if (natsMsgHeader_Add(msg.get(), h.name.c_str(), h.value.c_str()) != NATS_OK)
-      return fail(errc::invalid_argument, "header \"" + h.name + "\" on " + request.subject + ": " +
-                                              nats_error_text(NATS_ERR));
+  // A message object only when there are headers: without, nats.c publishes straight from
+  // our buffers (no allocation, nothing for its garbage-collector thread).
+  MsgPtr msg;
+  if (!request.headers.empty()) {
+    if (natsMsg_Create(&raw, request.subject.c_str(), reply.c_str(), request.data.data(),
+                       static_cast<int>(request.data.size())) != NATS_OK)
+      return fail(errc::nats_error, "creating a message on " + request.subject + ": " + nats_error_text(NATS_ERR));
+    msg.reset(raw);
+    for (const auto& h : request.headers) {
+      if (natsMsgHeader_Add(msg.get(), h.name.c_str(), h.value.c_str()) != NATS_OK)
+        return fail(errc::invalid_argument, "header \"" + h.name + "\" on " + request.subject + ": " +
+                                                nats_error_text(NATS_ERR));
+    }
   }
   const auto deadline = SteadyClock::now() + request.timeout.value_or(config_.request_timeout);
   {
     std::lock_guard lock(state->mu);
     state->pending.emplace(id, ConnectionState::Pending{std::move(handler), deadline, request.subject});
   }
-  // Registered before publishing: the reply can arrive before PublishMsg returns.
-  const natsStatus s = natsConnection_PublishMsg(state->conn, msg.get());
+  // Registered before publishing: the reply can arrive before the publish returns.
+  const natsStatus s =
+      msg ? natsConnection_PublishMsg(state->conn, msg.get())
+          : natsConnection_PublishRequest(state->conn, request.subject.c_str(), reply.c_str(), request.data.data(),
+                                          static_cast<int>(request.data.size()));
   if (s != NATS_OK) {
     auto p = state->take(id);
     if (!p) return;  // already completed by close or timeout

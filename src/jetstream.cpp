@@ -83,11 +83,15 @@ std::optional<JsError> js_error(const Reply& reply) {
 }
 
 std::optional<PubAck> parse_pub_ack(const Reply& reply, const std::string& what, bool allow_conflict) {
-  if (auto e = js_error(reply)) {
-    if (allow_conflict && e->err_code == kErrWrongLastSequence) return std::nullopt;
-    throw_js_error(*e, what);
-  }
+  // Parsed once: an ack is either {"stream","seq",...} or {"error":{...}}.
+  if (reply.status == 503 || (reply.status >= 400 && reply.data.empty())) throw_js_error(*js_error(reply), what);
   const json j = json::parse(reply.data, nullptr, false);
+  if (j.is_object() && j.contains("error")) {
+    const json& e = j["error"];
+    JsError err{e.value("code", 0), e.value("err_code", 0), e.value("description", std::string("unknown error"))};
+    if (allow_conflict && err.err_code == kErrWrongLastSequence) return std::nullopt;
+    throw_js_error(err, what);
+  }
   if (j.is_discarded() || !j.is_object() || !j.contains("seq"))
     throw_error(errc::nats_error, what + ": unexpected acknowledgement \"" + reply.data.substr(0, 200) + "\"");
   return PubAck{j.value("stream", std::string()), j.value("seq", std::uint64_t{0}), j.value("duplicate", false)};

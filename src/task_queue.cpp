@@ -358,34 +358,43 @@ TaskQueue::~TaskQueue() {
   for (auto& [name, feed] : feeds_) feed->stopped = true;
 }
 
-asio::awaitable<void> TaskQueue::ensure_queue(const std::string& queue) {
-  {
-    std::lock_guard lock(mu_);
-    if (feeds_.count(queue)) co_return;
-  }
-  const Config& c = backend_.config();
-  auto& connection = backend_.connection();
-  std::vector<detail::DurableConsumer> bands;
-  for (std::string_view band : detail::kPriorityBands) {
-    detail::DurableConsumer consumer{.stream = c.tasks_stream.name,
-                                     .name = detail::consumer_name(c, queue, band),
-                                     .filter_subject = detail::lane_filter(c, queue, band),
-                                     .ack_wait = c.ack_wait,
-                                     .max_deliver = -1,  // omniq enforces max_deliver (see admit)
-                                     .max_ack_pending = c.max_ack_pending};
-    co_await detail::ensure_consumer(connection, consumer);
-    bands.push_back(std::move(consumer));
-  }
+namespace {
+// The durable consumers of a queue: one per priority band, then the delayed lane's.
+std::vector<detail::DurableConsumer> queue_consumers(const Config& c, const std::string& queue) {
+  std::vector<detail::DurableConsumer> out;
+  for (std::string_view band : detail::kPriorityBands)
+    out.push_back({.stream = c.tasks_stream.name,
+                   .name = detail::consumer_name(c, queue, band),
+                   .filter_subject = detail::lane_filter(c, queue, band),
+                   .ack_wait = c.ack_wait,
+                   .max_deliver = -1,  // omniq enforces max_deliver (see admit)
+                   .max_ack_pending = c.max_ack_pending});
   // Delayed tasks wait as nak'd deliveries: they must not count against the ready lanes'
   // max_ack_pending, and waiting never exhausts deliveries.
-  detail::DurableConsumer delayed{.stream = c.tasks_stream.name,
-                                  .name = detail::consumer_name(c, queue, detail::kDelayedLane),
-                                  .filter_subject = detail::lane_filter(c, queue, detail::kDelayedLane),
-                                  .ack_wait = c.ack_wait,
-                                  .max_deliver = -1,
-                                  .max_ack_pending = -1};
-  co_await detail::ensure_consumer(connection, delayed);
+  out.push_back({.stream = c.tasks_stream.name,
+                 .name = detail::consumer_name(c, queue, detail::kDelayedLane),
+                 .filter_subject = detail::lane_filter(c, queue, detail::kDelayedLane),
+                 .ack_wait = c.ack_wait,
+                 .max_deliver = -1,
+                 .max_ack_pending = -1});
+  return out;
+}
+}  // namespace
 
+asio::awaitable<void> TaskQueue::ensure_consumers(const std::string& queue) {
+  {
+    std::lock_guard lock(mu_);
+    if (consumers_ready_.count(queue)) co_return;
+  }
+  for (auto& consumer : queue_consumers(backend_.config(), queue))
+    co_await detail::ensure_consumer(backend_.connection(), std::move(consumer));
+  std::lock_guard lock(mu_);
+  consumers_ready_.insert(queue);
+}
+
+asio::awaitable<void> TaskQueue::ensure_queue(const std::string& queue) {
+  if (feed_of(queue)) co_return;
+  co_await ensure_consumers(queue);
   auto feed = std::make_shared<Feed>();
   feed->doorbell = doorbell_;
   {
@@ -393,11 +402,16 @@ asio::awaitable<void> TaskQueue::ensure_queue(const std::string& queue) {
     if (feeds_.count(queue)) co_return;  // another dequeue got here first
     feeds_[queue] = feed;
   }
+  const Config& c = backend_.config();
+  std::vector<detail::DurableConsumer> consumers = queue_consumers(c, queue);
+  detail::DurableConsumer delayed = std::move(consumers.back());
+  consumers.pop_back();
   const auto executor = backend_.get_executor();
   const std::size_t capacity = static_cast<std::size_t>(c.prefetch);
-  for (std::size_t lane = 0; lane < bands.size(); ++lane)
-    asio::co_spawn(executor, watch_lane(feed, connection, std::move(bands[lane]), lane, capacity), asio::detached);
-  asio::co_spawn(executor, watch_delayed(feed, connection, std::move(delayed)), asio::detached);
+  for (std::size_t lane = 0; lane < consumers.size(); ++lane)
+    asio::co_spawn(executor, watch_lane(feed, backend_.connection(), std::move(consumers[lane]), lane, capacity),
+                   asio::detached);
+  asio::co_spawn(executor, watch_delayed(feed, backend_.connection(), std::move(delayed)), asio::detached);
 }
 
 namespace {
@@ -698,7 +712,7 @@ asio::awaitable<std::vector<Task>> TaskQueue::list_tasks(std::optional<std::stri
 asio::awaitable<std::uint64_t> TaskQueue::get_queue_size(std::string queue) {
   validate_token("queue_name", queue);
   co_await ensure();
-  co_await ensure_queue(queue);
+  co_await ensure_consumers(queue);  // not the watchers: asking the size must not prefetch work
   const Config& c = backend_.config();
   std::uint64_t total = 0;
   std::vector<std::string_view> lanes(detail::kPriorityBands.begin(), detail::kPriorityBands.end());

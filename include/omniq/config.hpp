@@ -66,6 +66,9 @@ struct Config {
   bool pedantic = false;
   std::string name = "omniq";         // connection name shown by the server
   std::string inbox_prefix;           // custom inbox prefix ("" = nats.c default "_INBOX")
+  // Write each publish to the socket at once (low latency for one-at-a-time callers); false
+  // lets nats.c coalesce writes, up to ~1 ms later (more throughput for bulk work).
+  bool send_asap = true;
 
   // Subjects and queue group (the seed's keys). Subjects are dot-separated tokens of
   // [A-Za-z0-9_-]; no two of them may overlap (one must not be a prefix of another), since

@@ -144,7 +144,8 @@ class TaskQueue {
  private:
   friend class Lease;
 
-  asio::awaitable<void> ensure_queue(const std::string& queue);
+  asio::awaitable<void> ensure_consumers(const std::string& queue);  // the queue's durable consumers
+  asio::awaitable<void> ensure_queue(const std::string& queue);      // ... and its lane watchers
   std::shared_ptr<Feed> feed_of(const std::string& queue);
   std::vector<detail::JsMessage> take(const std::vector<std::string>& queues, std::size_t max);
   bool holds_work(const std::vector<std::string>& queues);
@@ -161,6 +162,7 @@ class TaskQueue {
   detail::Provisioned provisioned_;
   std::shared_ptr<detail::Doorbell> doorbell_;  // rung when a watcher brings work
   std::mutex mu_;
+  std::set<std::string> consumers_ready_;                // guarded by mu_
   std::map<std::string, std::shared_ptr<Feed>> feeds_;  // guarded by mu_: per queue dequeued
 };
 

@@ -2,10 +2,15 @@
 // task queue and through raw nats.c calls, in one run on one local nats-server, and prints one
 // JSON line with both medians and their ratio. A program, not a test (STYLE.md habit 7).
 //
-// Usage: omniq_bench [enqueue_batch] [enqueue_single] [dequeue_ack]   (none given: all)
+// Usage: omniq_bench [enqueue_batch] [enqueue_single] [dequeue_ack] [result_set] [result_get]
+//                    [schedule_update] [event_log]   (none given: all)
 // Environment: OMNIQ_BENCH_N scales every scenario (50000 gives the default sizes).
+// Scenarios with a context figure (raw nats.c on 8 threads, omniq in chunks) print it as an
+// extra "<name>_per_s" / "<name>_rounds" pair, measured in the same rounds; "ratio" is always
+// omniq_per_s / raw_per_s.
 // Exit status: 0 when every scenario was measured, 1 when one printed an error line.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +19,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -33,9 +39,16 @@
 
 #include "omniq/backend.hpp"
 #include "omniq/detail/layout.hpp"
+#include "omniq/event_log.hpp"
 #include "omniq/local_server.hpp"
+#include "omniq/models/event.hpp"
+#include "omniq/models/result.hpp"
+#include "omniq/models/schedule.hpp"
 #include "omniq/models/task.hpp"
+#include "omniq/result_store.hpp"
+#include "omniq/schedule_store.hpp"
 #include "omniq/task_queue.hpp"
+#include "omniq/uuid.hpp"
 
 namespace {
 
@@ -100,10 +113,11 @@ std::vector<Task> make_tasks(std::size_t n) {
   return tasks;
 }
 
-// A task as omniq would publish it, for the raw side.
+// A message as omniq would publish it, for the raw side. Tasks carry their id as Nats-Msg-Id
+// (and Nats-Expected-Stream); KV puts and events are sent without headers, as omniq sends them.
 struct RawMessage {
   std::string subject;
-  std::string id;
+  std::string id;  // empty: no headers
   std::string data;
 };
 
@@ -136,6 +150,8 @@ using ConnectionPtr = std::unique_ptr<natsConnection, Deleter<natsConnection, na
 using JsPtr = std::unique_ptr<jsCtx, Deleter<jsCtx, jsCtx_Destroy>>;
 using SubscriptionPtr = std::unique_ptr<natsSubscription, Deleter<natsSubscription, natsSubscription_Destroy>>;
 using StreamInfoPtr = std::unique_ptr<jsStreamInfo, Deleter<jsStreamInfo, jsStreamInfo_Destroy>>;
+using KvPtr = std::unique_ptr<kvStore, Deleter<kvStore, kvStore_Destroy>>;
+using KvEntryPtr = std::unique_ptr<kvEntry, Deleter<kvEntry, kvEntry_Destroy>>;
 
 struct MsgList {
   natsMsgList list{};
@@ -205,6 +221,13 @@ class RawClient {
     }
   }
 
+  // A handle on an existing bucket (each thread of a multi-threaded raw round opens its own).
+  KvPtr open_kv(const std::string& bucket) {
+    kvStore* kv = nullptr;
+    check(js_KeyValue(&kv, js_.get(), bucket.c_str()), "opening bucket " + bucket);
+    return KvPtr(kv);
+  }
+
   // A pull subscription bound to an existing durable consumer.
   SubscriptionPtr bind(const std::string& consumer, const std::string& filter) {
     jsSubOptions so;
@@ -239,11 +262,14 @@ class RawClient {
 
  private:
   jsPubOptions pub_options(const RawMessage& m) const {
-    // The same headers omniq sends: Nats-Msg-Id and Nats-Expected-Stream.
+    // The same headers omniq sends: Nats-Msg-Id and Nats-Expected-Stream for tasks, none for
+    // KV puts and events.
     jsPubOptions po;
     check(jsPubOptions_Init(&po), "publish options");
-    po.MsgId = m.id.c_str();
-    po.ExpectStream = stream_.c_str();
+    if (!m.id.empty()) {
+      po.MsgId = m.id.c_str();
+      po.ExpectStream = stream_.c_str();
+    }
     return po;
   }
 
@@ -304,6 +330,8 @@ std::shared_ptr<spdlog::logger> quiet_logger() {
 omniq::Config config_for(const std::string& url) {
   omniq::Config c;  // defaults otherwise: what a user gets
   c.servers = {url};
+  // OMNIQ_BENCH_SEND_ASAP=0 measures the throughput setting (nats.c coalesces writes).
+  if (const char* v = std::getenv("OMNIQ_BENCH_SEND_ASAP"); v && std::string(v) == "0") c.send_asap = false;
   return c;
 }
 
@@ -316,6 +344,9 @@ class OmniqClient {
   }
 
   omniq::TaskQueue& queue() { return backend_.task_queue(); }
+  omniq::ResultStore& results() { return backend_.result_store(); }
+  omniq::ScheduleStore& schedules() { return backend_.schedule_store(); }
+  omniq::EventLog& events() { return backend_.event_log(); }
   const omniq::Config& config() const { return backend_.config(); }
 
   template <class T>
@@ -336,7 +367,20 @@ class OmniqClient {
 
 // ---- scenarios -----------------------------------------------------------------------------
 
-// One server per scenario, shared by both sides. omniq creates the stream (and, for
+// The omniq part a scenario exercises, and so the stream both sides use.
+enum class Part { tasks, results, schedules, events };
+
+std::string stream_of(const omniq::Config& c, Part part) {
+  switch (part) {
+    case Part::tasks: return c.tasks_stream.name;
+    case Part::results: return "KV_" + c.results_bucket.name;
+    case Part::schedules: return "KV_" + c.schedules_bucket.name;
+    case Part::events: return c.events_stream.name;
+  }
+  return {};
+}
+
+// One server per scenario, shared by both sides. omniq creates the stream or bucket (and, for
 // dequeue_ack, the queue's consumers); raw uses the same ones, so both see the same settings.
 struct Bench {
   omniq::LocalServer server;
@@ -344,9 +388,14 @@ struct Bench {
   RawClient raw;
   Clock::time_point deadline;
 
-  explicit Bench(Clock::time_point deadline_)
-      : omniq(server.url()), raw(server.url(), omniq.config().tasks_stream.name), deadline(deadline_) {
-    omniq.run(omniq.queue().ensure(), deadline, "ensure");
+  Bench(Clock::time_point deadline_, Part part)
+      : omniq(server.url()), raw(server.url(), stream_of(omniq.config(), part)), deadline(deadline_) {
+    switch (part) {
+      case Part::tasks: omniq.run(omniq.queue().ensure(), deadline, "ensure"); break;
+      case Part::results: omniq.run(omniq.results().ensure(), deadline, "ensure"); break;
+      case Part::schedules: omniq.run(omniq.schedules().ensure(), deadline, "ensure"); break;
+      case Part::events: omniq.run(omniq.events().ensure(), deadline, "ensure"); break;
+    }
   }
 
   // Every round starts from an empty stream.
@@ -372,12 +421,23 @@ struct Bench {
 // Seconds for one round of n operations; preparation and checks are outside the clock.
 using Round = std::function<double(Bench&, std::size_t n)>;
 
+// A context figure measured in the same rounds, printed as "<name>_per_s" and "<name>_rounds".
+struct Extra {
+  std::string name;
+  Round round;
+};
+
+std::size_t task_bytes() { return omniq::encode(make_tasks(1).front()).size(); }
+
 struct Scenario {
   std::string name;
   std::size_t n;
   Round omniq_round;
   Round raw_round;
   std::function<void(Bench&)> setup = [](Bench&) {};
+  Part part = Part::tasks;
+  std::function<std::size_t()> bytes = task_bytes;  // size of one encoded value, for the line
+  std::vector<Extra> extras{};
 };
 
 double enqueue_batch_omniq(Bench& b, std::size_t n) {
@@ -421,8 +481,13 @@ double dequeue_ack_omniq(Bench& b, std::size_t n) {
   b.omniq.run(b.omniq.queue().enqueue_batch(make_tasks(n)), b.deadline, "prefill");
   b.expect_stored(n, "omniq prefill");
   std::size_t acked = 0;
-  const double s =
-      seconds([&] { acked = b.omniq.run(dequeue_and_ack(b.omniq.queue(), n, b.deadline), b.deadline, "drain"); });
+  double s = 0;
+  {
+    // A worker of its own for this round: its lane watchers keep pulls open and prefetch on
+    // the queue's consumer, which the raw rounds also use, so they must end with the round.
+    OmniqClient worker(b.server.url());
+    s = seconds([&] { acked = worker.run(dequeue_and_ack(worker.queue(), n, b.deadline), b.deadline, "drain"); });
+  }
   require(acked == n, "omniq: drained " + std::to_string(acked) + " of " + std::to_string(n));
   b.expect_stored(0, "omniq drain");
   return s;
@@ -448,6 +513,385 @@ void create_consumers(Bench& b) {
   b.omniq.run(b.omniq.queue().get_queue_size(kQueue), b.deadline, "creating the queue's consumers");
 }
 
+// ---- results, schedules, events --------------------------------------------------------------
+
+constexpr std::size_t kValueBytes = 256;     // target size of an encoded result, schedule or event
+constexpr std::size_t kSetWindow = 4096;     // omniq result sets in flight (as raw's MaxPending)
+constexpr std::size_t kGetCoroutines = 64;   // omniq gets in flight (issue 4)
+constexpr std::size_t kBaseGetKeys = 10'000; // results prefilled before the gets
+constexpr std::size_t kScheduleWriters = 32; // schedules, one per omniq writer coroutine
+constexpr std::size_t kBaseScheduleN = 20'000;
+constexpr std::size_t kBaseEventN = 100'000;
+constexpr std::size_t kEventChunk = 4096;    // the chunked omniq variant of event_log
+constexpr std::size_t kRawThreads = 8;       // the multi-threaded raw context figures
+const std::string kWorker = "bench-worker";
+
+// n split over `parts` workers: the share of worker i.
+std::size_t share(std::size_t n, std::size_t parts, std::size_t i) { return n / parts + (i < n % parts ? 1 : 0); }
+
+// Runs make(i) for every i in [0, count) as coroutines at once and waits for all of them; the
+// first failure is rethrown once every one has ended.
+template <class MakeWorker>
+asio::awaitable<void> in_parallel(std::size_t count, MakeWorker make) {
+  auto ex = co_await asio::this_coro::executor;
+  using Op = decltype(asio::co_spawn(ex, make(std::size_t{0}), asio::deferred));
+  std::vector<Op> ops;
+  ops.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) ops.push_back(asio::co_spawn(ex, make(i), asio::deferred));
+  auto [order, errors] = co_await asio::experimental::make_parallel_group(std::move(ops))
+                             .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+// Runs body(i) for every i in [0, count) on threads of its own; the first failure is rethrown
+// once every thread has ended.
+void on_threads(std::size_t count, const std::function<void(std::size_t)>& body) {
+  std::vector<std::exception_ptr> errors(count);
+  std::vector<std::thread> threads;
+  threads.reserve(count);
+  for (std::size_t i = 0; i < count; ++i)
+    threads.emplace_back([&, i] {
+      try {
+        body(i);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+// -- results
+
+omniq::TaskResult bench_result(const std::string& pad) {
+  return omniq::TaskResult::success(omniq::new_uuid(), nlohmann::json(pad));
+}
+
+// Fresh results (new task ids), padded up to kValueBytes encoded.
+std::vector<omniq::TaskResult> make_results(std::size_t n) {
+  const std::size_t base = omniq::encode(bench_result("")).size();
+  const std::string pad(base < kValueBytes ? kValueBytes - base : 0, 'x');
+  std::vector<omniq::TaskResult> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) out.push_back(bench_result(pad));
+  return out;
+}
+
+// A result as ResultStore::set puts it: the encoded result on $KV.<bucket>.<task id>, no headers.
+std::vector<RawMessage> as_raw(const omniq::Config& c, const std::vector<omniq::TaskResult>& results) {
+  std::vector<RawMessage> out;
+  out.reserve(results.size());
+  for (const auto& r : results) out.push_back({"$KV." + c.results_bucket.name + "." + r.task_id, "", omniq::encode(r)});
+  return out;
+}
+
+// Sets results[next++] until none is left: kSetWindow of these keep that many sets in flight.
+asio::awaitable<void> set_worker(omniq::ResultStore& store, std::vector<omniq::TaskResult>& results,
+                                 std::atomic<std::size_t>& next, Clock::time_point deadline) {
+  for (std::size_t i = next++; i < results.size(); i = next++) {
+    check_deadline(deadline, "omniq result set");
+    co_await store.set(std::move(results[i]));
+  }
+}
+
+asio::awaitable<void> set_all(omniq::ResultStore& store, std::vector<omniq::TaskResult> results,
+                              Clock::time_point deadline) {
+  std::atomic<std::size_t> next{0};
+  const std::size_t window = std::min(kSetWindow, results.size());
+  co_await in_parallel(window, [&](std::size_t) { return set_worker(store, results, next, deadline); });
+}
+
+double result_set_omniq(Bench& b, std::size_t n) {
+  b.reset();
+  auto results = make_results(n);
+  const double s = seconds(
+      [&] { b.omniq.run(set_all(b.omniq.results(), std::move(results), b.deadline), b.deadline, "result set"); });
+  b.expect_stored(n, "omniq result set");
+  return s;
+}
+
+double result_set_raw(Bench& b, std::size_t n) {
+  b.reset();
+  auto messages = as_raw(b.omniq.config(), make_results(n));
+  const double s = seconds([&] { b.raw.publish_async(messages, b.deadline); });
+  b.expect_stored(n, "raw async put");
+  return s;
+}
+
+// The gets of a result_get round: `keys` prefilled (untimed) and the random order of the n
+// gets, the same sequence for every round and both sides.
+struct GetPlan {
+  std::vector<std::string> keys;
+  std::vector<std::uint32_t> order;
+};
+
+GetPlan prefill_results(Bench& b, std::size_t n, std::size_t keys) {
+  b.reset();
+  auto results = make_results(keys);
+  GetPlan plan;
+  plan.keys.reserve(keys);
+  for (const auto& r : results) plan.keys.push_back(r.task_id);
+  b.raw.publish_async(as_raw(b.omniq.config(), results), b.deadline);
+  b.expect_stored(keys, "prefilling " + std::to_string(keys) + " results");
+  std::mt19937 rng(20'240'501);
+  std::uniform_int_distribution<std::uint32_t> pick(0, static_cast<std::uint32_t>(keys - 1));
+  plan.order.resize(n);
+  for (auto& i : plan.order) i = pick(rng);
+  return plan;
+}
+
+// Gets plan.order[begin, end) one after another, each awaited.
+asio::awaitable<void> get_worker(omniq::ResultStore& store, const GetPlan& plan, std::size_t begin, std::size_t end,
+                                 Clock::time_point deadline) {
+  for (std::size_t i = begin; i < end; ++i) {
+    check_deadline(deadline, "omniq result get");
+    std::string key = plan.keys[plan.order[i]];
+    auto result = co_await store.get(std::move(key));
+    if (!result) throw BenchError("omniq: no result for " + plan.keys[plan.order[i]]);
+  }
+}
+
+asio::awaitable<void> get_all(omniq::ResultStore& store, const GetPlan& plan, Clock::time_point deadline) {
+  const std::size_t n = plan.order.size();
+  const std::size_t workers = std::min(kGetCoroutines, n);
+  co_await in_parallel(workers, [&](std::size_t w) {
+    const std::size_t begin = w * (n / workers) + std::min(w, n % workers);
+    return get_worker(store, plan, begin, begin + share(n, workers, w), deadline);
+  });
+}
+
+double result_get_omniq(Bench& b, std::size_t n, std::size_t keys) {
+  const GetPlan plan = prefill_results(b, n, keys);
+  return seconds([&] { b.omniq.run(get_all(b.omniq.results(), plan, b.deadline), b.deadline, "result get"); });
+}
+
+// kvStore_Get of plan.order[begin, end), blocking, one after another.
+void raw_gets(kvStore* kv, const GetPlan& plan, std::size_t begin, std::size_t end, Clock::time_point deadline) {
+  for (std::size_t i = begin; i < end; ++i) {
+    check_deadline(deadline, "raw kvStore_Get");
+    const std::string& key = plan.keys[plan.order[i]];
+    kvEntry* e = nullptr;
+    const natsStatus s = kvStore_Get(&e, kv, key.c_str());
+    if (s != NATS_OK) check(s, "kvStore_Get of " + key);
+    KvEntryPtr entry(e);
+    require(kvEntry_ValueLen(e) > 0, "raw: empty value for " + key);
+  }
+}
+
+double result_get_raw(Bench& b, std::size_t n, std::size_t keys) {
+  const GetPlan plan = prefill_results(b, n, keys);
+  KvPtr kv = b.raw.open_kv(b.omniq.config().results_bucket.name);
+  return seconds([&] { raw_gets(kv.get(), plan, 0, n, b.deadline); });
+}
+
+// kRawThreads threads, each with its own kvStore handle on the raw connection.
+double result_get_raw_threads(Bench& b, std::size_t n, std::size_t keys) {
+  const GetPlan plan = prefill_results(b, n, keys);
+  std::vector<KvPtr> kvs;
+  for (std::size_t t = 0; t < kRawThreads; ++t) kvs.push_back(b.raw.open_kv(b.omniq.config().results_bucket.name));
+  return seconds([&] {
+    on_threads(kRawThreads, [&](std::size_t t) {
+      const std::size_t begin = t * (n / kRawThreads) + std::min(t, n % kRawThreads);
+      raw_gets(kvs[t].get(), plan, begin, begin + share(n, kRawThreads, t), b.deadline);
+    });
+  });
+}
+
+std::size_t result_bytes() { return omniq::encode(make_results(1).front()).size(); }
+
+// -- schedules
+
+omniq::Schedule bench_schedule(const std::string& pad) {
+  return omniq::Schedule::from_interval(std::chrono::minutes(1), "bench.noop", nlohmann::json::array({pad}));
+}
+
+// Fresh schedules (new ids), padded up to kValueBytes encoded.
+std::vector<omniq::Schedule> make_schedules(std::size_t n) {
+  const std::size_t base = omniq::encode(bench_schedule("")).size();
+  const std::string pad(base < kValueBytes ? kValueBytes - base : 0, 'x');
+  std::vector<omniq::Schedule> out;
+  for (std::size_t i = 0; i < n; ++i) out.push_back(bench_schedule(pad));
+  return out;
+}
+
+std::size_t schedule_bytes() { return omniq::encode(make_schedules(1).front()).size(); }
+
+asio::awaitable<std::vector<omniq::ScheduleRecord>> create_all(omniq::ScheduleStore& store,
+                                                               std::vector<omniq::Schedule> schedules) {
+  std::vector<omniq::ScheduleRecord> out;
+  for (auto& s : schedules) {
+    omniq::Schedule copy = s;
+    const std::uint64_t revision = co_await store.create_schedule(std::move(copy));
+    out.push_back({std::move(s), revision});
+  }
+  co_return out;
+}
+
+// `count` compare-and-swap updates of one schedule, each from the revision the last returned.
+asio::awaitable<void> update_worker(omniq::ScheduleStore& store, omniq::Schedule schedule, std::uint64_t revision,
+                                    std::size_t count, Clock::time_point deadline) {
+  for (std::size_t i = 0; i < count; ++i) {
+    check_deadline(deadline, "omniq schedule update");
+    omniq::Schedule copy = schedule;
+    const auto next = co_await store.update_schedule(std::move(copy), revision);
+    if (!next)
+      throw BenchError("omniq: update_schedule of " + schedule.id + " at revision " + std::to_string(revision) +
+                       " lost a race it cannot have had");
+    revision = *next;
+  }
+}
+
+asio::awaitable<void> update_all(omniq::ScheduleStore& store, const std::vector<omniq::ScheduleRecord>& records,
+                                 std::size_t n, Clock::time_point deadline) {
+  co_await in_parallel(records.size(), [&](std::size_t w) {
+    return update_worker(store, records[w].schedule, records[w].revision, share(n, records.size(), w), deadline);
+  });
+}
+
+double schedule_update_omniq(Bench& b, std::size_t n) {
+  b.reset();
+  auto& store = b.omniq.schedules();
+  const auto records = b.omniq.run(create_all(store, make_schedules(kScheduleWriters)), b.deadline, "create_schedule");
+  const double s = seconds([&] { b.omniq.run(update_all(store, records, n, b.deadline), b.deadline, "update_schedule"); });
+  b.expect_stored(kScheduleWriters, "omniq schedule updates");  // history 1: the latest of each
+  return s;
+}
+
+// A schedule as the raw side keeps it: key, encoded value (the bytes omniq stores), revision.
+struct RawSchedule {
+  std::string key;
+  std::string data;
+  std::uint64_t revision = 0;
+};
+
+std::vector<RawSchedule> create_raw_schedules(Bench& b, kvStore* kv) {
+  b.reset();
+  std::vector<RawSchedule> out;
+  for (const auto& s : make_schedules(kScheduleWriters)) {
+    RawSchedule r{s.id, omniq::encode(s)};
+    check(kvStore_Create(&r.revision, kv, r.key.c_str(), r.data.data(), static_cast<int>(r.data.size())),
+          "kvStore_Create of " + r.key);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+// `count` kvStore_Update calls, round-robin over `mine`, each from the revision the last returned.
+void raw_updates(kvStore* kv, std::vector<RawSchedule*> mine, std::size_t count, Clock::time_point deadline) {
+  for (std::size_t i = 0; i < count; ++i) {
+    check_deadline(deadline, "raw kvStore_Update");
+    RawSchedule& r = *mine[i % mine.size()];
+    std::uint64_t revision = 0;
+    const natsStatus s =
+        kvStore_Update(&revision, kv, r.key.c_str(), r.data.data(), static_cast<int>(r.data.size()), r.revision);
+    if (s != NATS_OK) check(s, "kvStore_Update of " + r.key + " at revision " + std::to_string(r.revision));
+    r.revision = revision;
+  }
+}
+
+double schedule_update_raw(Bench& b, std::size_t n) {
+  KvPtr kv = b.raw.open_kv(b.omniq.config().schedules_bucket.name);
+  auto schedules = create_raw_schedules(b, kv.get());
+  std::vector<RawSchedule*> all;
+  for (auto& r : schedules) all.push_back(&r);
+  const double s = seconds([&] { raw_updates(kv.get(), all, n, b.deadline); });
+  b.expect_stored(kScheduleWriters, "raw schedule updates");
+  return s;
+}
+
+// kRawThreads threads, each with its own kvStore handle and its own share of the schedules.
+double schedule_update_raw_threads(Bench& b, std::size_t n) {
+  std::vector<KvPtr> kvs;
+  for (std::size_t t = 0; t < kRawThreads; ++t) kvs.push_back(b.raw.open_kv(b.omniq.config().schedules_bucket.name));
+  auto schedules = create_raw_schedules(b, kvs.front().get());
+  const std::size_t threads = std::min(kRawThreads, schedules.size());
+  std::vector<std::vector<RawSchedule*>> mine(threads);
+  for (std::size_t i = 0; i < schedules.size(); ++i) mine[i % threads].push_back(&schedules[i]);
+  const double s = seconds([&] {
+    on_threads(threads, [&](std::size_t t) { raw_updates(kvs[t].get(), mine[t], share(n, threads, t), b.deadline); });
+  });
+  b.expect_stored(kScheduleWriters, "raw schedule updates on threads");
+  return s;
+}
+
+// -- events
+
+// The events of n/4 tasks' lifecycles (enqueued, dequeued, executing, completed), each message
+// padded so the event encodes to kValueBytes.
+std::vector<omniq::TaskEvent> make_events(std::size_t n) {
+  std::vector<omniq::TaskEvent> out;
+  out.reserve(n);
+  std::string task;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i % 4 == 0) task = omniq::new_uuid();
+    omniq::TaskEvent e;
+    switch (i % 4) {
+      case 0: e = omniq::events::enqueued(task, kQueue); break;
+      case 1: e = omniq::events::dequeued(task, kQueue, kWorker); break;
+      case 2: e = omniq::events::executing(task, kWorker); break;
+      default: e = omniq::events::completed(task, std::chrono::microseconds(1500), kWorker); break;
+    }
+    e.message = e.message.value_or("");
+    const std::size_t base = omniq::encode(e).size();
+    if (base < kValueBytes) e.message->append(kValueBytes - base, 'x');
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::size_t event_bytes() { return omniq::encode(make_events(1).front()).size(); }
+
+// An event as EventLog publishes it: on {events_subject}.{type}.{task id}, no headers.
+std::vector<RawMessage> as_raw(const omniq::Config& c, const std::vector<omniq::TaskEvent>& events) {
+  std::vector<RawMessage> out;
+  out.reserve(events.size());
+  for (const auto& e : events)
+    out.push_back({c.events_subject + "." + std::string(omniq::to_string(e.event_type)) + "." + e.task_id, "",
+                   omniq::encode(e)});
+  return out;
+}
+
+double event_log_omniq(Bench& b, std::size_t n) {
+  b.reset();
+  auto events = make_events(n);
+  const double s =
+      seconds([&] { b.omniq.run(b.omniq.events().log_events(std::move(events)), b.deadline, "log_events"); });
+  b.expect_stored(n, "omniq log_events");
+  return s;
+}
+
+asio::awaitable<void> log_in_chunks(omniq::EventLog& log, std::vector<omniq::TaskEvent> events,
+                                    Clock::time_point deadline) {
+  for (std::size_t begin = 0; begin < events.size(); begin += kEventChunk) {
+    check_deadline(deadline, "omniq log_events in chunks");
+    const auto end = events.begin() + static_cast<std::ptrdiff_t>(std::min(events.size(), begin + kEventChunk));
+    std::vector<omniq::TaskEvent> chunk(std::make_move_iterator(events.begin() + static_cast<std::ptrdiff_t>(begin)),
+                                        std::make_move_iterator(end));
+    co_await log.log_events(std::move(chunk));
+  }
+}
+
+// log_events called once per kEventChunk events (the caller's batches), each awaited in turn.
+double event_log_omniq_chunked(Bench& b, std::size_t n) {
+  b.reset();
+  auto events = make_events(n);
+  const double s = seconds([&] {
+    b.omniq.run(log_in_chunks(b.omniq.events(), std::move(events), b.deadline), b.deadline, "log_events in chunks");
+  });
+  b.expect_stored(n, "omniq log_events in chunks");
+  return s;
+}
+
+double event_log_raw(Bench& b, std::size_t n) {
+  b.reset();
+  auto messages = as_raw(b.omniq.config(), make_events(n));
+  const double s = seconds([&] { b.raw.publish_async(messages, b.deadline); });
+  b.expect_stored(n, "raw async publish of events");
+  return s;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -463,11 +907,13 @@ std::string rates_json(const std::vector<double>& rates) {
   return out + "]";
 }
 
-// Rounds alternate which side goes first, so neither always gets the warmer server.
+// Rounds alternate which side goes first, so neither always gets the warmer server; context
+// figures (extras) run after both sides in every round.
 void run_scenario(const Scenario& sc, Clock::duration limit) {
-  Bench bench(Clock::now() + limit);
+  Bench bench(Clock::now() + limit, sc.part);
   sc.setup(bench);
   std::vector<double> omniq_rates, raw_rates;
+  std::vector<std::vector<double>> extra_rates(sc.extras.size());
   const double n = static_cast<double>(sc.n);
   for (int r = 0; r < kRounds; ++r) {
     auto omniq_round = [&] { omniq_rates.push_back(n / sc.omniq_round(bench, sc.n)); };
@@ -479,14 +925,22 @@ void run_scenario(const Scenario& sc, Clock::duration limit) {
       raw_round();
       omniq_round();
     }
+    for (std::size_t e = 0; e < sc.extras.size(); ++e) extra_rates[e].push_back(n / sc.extras[e].round(bench, sc.n));
   }
   const double x = median(omniq_rates);
   const double y = median(raw_rates);
+  std::string extras;
+  for (std::size_t e = 0; e < sc.extras.size(); ++e) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.0f", median(extra_rates[e]));
+    extras += ", \"" + sc.extras[e].name + "_per_s\": " + buf + ", \"" + sc.extras[e].name +
+              "_rounds\": " + rates_json(extra_rates[e]);
+  }
   std::printf(
       "{\"scenario\": \"%s\", \"n\": %zu, \"omniq_per_s\": %.0f, \"raw_per_s\": %.0f, \"ratio\": %.3f, "
-      "\"omniq_rounds\": %s, \"raw_rounds\": %s, \"bytes\": %zu}\n",
+      "\"omniq_rounds\": %s, \"raw_rounds\": %s%s, \"bytes\": %zu}\n",
       sc.name.c_str(), sc.n, x, y, x / y, rates_json(omniq_rates).c_str(), rates_json(raw_rates).c_str(),
-      omniq::encode(make_tasks(1).front()).size());
+      extras.c_str(), sc.bytes());
   std::fflush(stdout);
 }
 
@@ -516,17 +970,38 @@ int main(int argc, char** argv) {
   const auto limit = std::chrono::duration_cast<Clock::duration>(
       kScenarioLimit * std::max(1.0, static_cast<double>(n) / static_cast<double>(kBaseN)));
 
+  auto scaled = [n](std::size_t base) { return std::max<std::size_t>(1, n * base / kBaseN); };
+  const std::size_t get_keys = scaled(kBaseGetKeys);
+  const std::size_t schedule_n = std::max(kScheduleWriters, scaled(kBaseScheduleN));
+
   const std::vector<Scenario> scenarios = {
       {"enqueue_batch", n, enqueue_batch_omniq, enqueue_batch_raw},
       {"enqueue_single", single_n, enqueue_single_omniq, enqueue_single_raw},
       {"dequeue_ack", n, dequeue_ack_omniq, dequeue_ack_raw, create_consumers},
+      {.name = "result_set", .n = n, .omniq_round = result_set_omniq, .raw_round = result_set_raw,
+       .part = Part::results, .bytes = result_bytes},
+      {.name = "result_get",
+       .n = n,
+       .omniq_round = [get_keys](Bench& b, std::size_t k) { return result_get_omniq(b, k, get_keys); },
+       .raw_round = [get_keys](Bench& b, std::size_t k) { return result_get_raw(b, k, get_keys); },
+       .part = Part::results,
+       .bytes = result_bytes,
+       .extras = {{"raw_8_threads",
+                   [get_keys](Bench& b, std::size_t k) { return result_get_raw_threads(b, k, get_keys); }}}},
+      {.name = "schedule_update", .n = schedule_n, .omniq_round = schedule_update_omniq,
+       .raw_round = schedule_update_raw, .part = Part::schedules, .bytes = schedule_bytes,
+       .extras = {{"raw_8_threads", schedule_update_raw_threads}}},
+      {.name = "event_log", .n = scaled(kBaseEventN), .omniq_round = event_log_omniq, .raw_round = event_log_raw,
+       .part = Part::events, .bytes = event_bytes,
+       .extras = {{"omniq_chunks_" + std::to_string(kEventChunk), event_log_omniq_chunked}}},
   };
 
   std::set<std::string> wanted(argv + 1, argv + argc);
   for (const auto& name : wanted) {
     if (std::none_of(scenarios.begin(), scenarios.end(), [&](const Scenario& s) { return s.name == name; })) {
-      std::fprintf(stderr, "omniq_bench: unknown scenario \"%s\"; known: enqueue_batch enqueue_single dequeue_ack\n",
-                   name.c_str());
+      std::string known;
+      for (const auto& s : scenarios) known += " " + s.name;
+      std::fprintf(stderr, "omniq_bench: unknown scenario \"%s\"; known:%s\n", name.c_str(), known.c_str());
       return 2;
     }
   }
