@@ -270,11 +270,9 @@ asio::awaitable<void> dead_letter_on(detail::Connection& connection, const std::
   connection.log().warn("omniq: task {} of queue {} dead-lettered: {}", id, q, reason);
 }
 
-// A delivery from a delayed lane: due tasks move to their priority band (deduplicated, so a
-// crash in between cannot enqueue twice), the others go back with a NAK delay equal to the
-// time left, so the server returns them when they are due.
-asio::awaitable<void> promote_on(detail::Connection& connection, JsMessage m) {
-  const Config& c = connection.config();
+// Decodes a delivered task; one that cannot be decoded is dead-lettered with the reason and
+// removed, so it never blocks its lane.
+asio::awaitable<std::optional<Task>> decode_or_dead_letter(detail::Connection& connection, const JsMessage& m) {
   std::optional<Task> task;
   std::string decode_error;
   try {
@@ -283,11 +281,20 @@ asio::awaitable<void> promote_on(detail::Connection& connection, JsMessage m) {
     decode_error = e.what();
   }
   if (!task) {
-    const SubjectParts where = split_task_subject(c, m.subject);
+    const SubjectParts where = split_task_subject(connection.config(), m.subject);
     co_await dead_letter_on(connection, where.queue, where.id, m, std::nullopt, "cannot decode task: " + decode_error);
     co_await settle_on(connection, m.reply, "+TERM");
-    co_return;
   }
+  co_return task;
+}
+
+// A delivery from a delayed lane: due tasks move to their priority band (deduplicated, so a
+// crash in between cannot enqueue twice), the others go back with a NAK delay equal to the
+// time left, so the server returns them when they are due.
+asio::awaitable<void> promote_on(detail::Connection& connection, JsMessage m) {
+  const Config& c = connection.config();
+  std::optional<Task> task = co_await decode_or_dead_letter(connection, m);
+  if (!task) co_return;
   const Timestamp t = now();
   if (task->is_expired(t)) {
     co_await mark_on(connection, *task, TaskStatus::expired);
@@ -490,19 +497,8 @@ asio::awaitable<void> watch_delayed(std::shared_ptr<TaskQueue::Feed> feed, detai
 
 asio::awaitable<std::optional<Lease>> TaskQueue::admit(JsMessage m) {
   const Config& c = backend_.config();
-  const SubjectParts where = split_task_subject(c, m.subject);
-  std::optional<Task> task;
-  std::string decode_error;
-  try {
-    task = decode_task(m.data);
-  } catch (const Error& e) {
-    decode_error = e.what();
-  }
-  if (!task) {
-    co_await write_dead_letter(where.queue, where.id, m, std::nullopt, "cannot decode task: " + decode_error);
-    co_await settle(m.reply, "+TERM");
-    co_return std::nullopt;
-  }
+  std::optional<Task> task = co_await decode_or_dead_letter(backend_.connection(), m);
+  if (!task) co_return std::nullopt;
   if (c.max_deliver > 0 && m.delivered > static_cast<std::uint64_t>(c.max_deliver)) {
     co_await write_dead_letter(task->queue_name, task->id, m, task,
                                "delivered " + std::to_string(m.delivered) + " times, over max_deliver " +
