@@ -83,8 +83,16 @@ StreamReport ensure_stream(jsCtx* js, const StreamSpec& spec) {
   if (!get_stream(js, set.name, existing)) {
     StreamInfoHolder created;
     natsStatus s = js_AddStream(&created.info, js, &cfg, nullptr, &jerr);
-    if (s != NATS_OK) throw_js(s, jerr, "creating stream " + set.name);
-    return to_report(*created.info);
+    if (s == NATS_OK) return to_report(*created.info);
+    // Another process may have created it between our look and our create (the server then
+    // answers "subjects overlap" or "name in use"): check what is there instead.
+    const std::string failure = nats_error_text(s);
+    if (!get_stream(js, set.name, existing)) {
+      errc kind = errc_from_status(s, failure);
+      if (jerr == JSNotEnabledErr || jerr == JSNotEnabledForAccountErr) kind = errc::jetstream_unavailable;
+      throw_error(kind, "creating stream " + set.name + ": " + failure +
+                            (jerr ? " (JetStream error " + std::to_string(jerr) + ")" : ""));
+    }
   }
 
   const jsStreamConfig& have = *existing.info->Config;
@@ -148,9 +156,14 @@ BucketReport ensure_bucket(jsCtx* js, const BucketSettings& set) {
     kc.Replicas = set.replicas;
     kvStore* kv = nullptr;
     natsStatus s = js_CreateKeyValue(&kv, js, &kc);
-    if (s != NATS_OK) throw_nats(s, "creating bucket " + set.name);
-    kvStore_Destroy(kv);
-    return read_bucket(js, set.name);
+    if (s == NATS_OK) {
+      kvStore_Destroy(kv);
+      return read_bucket(js, set.name);
+    }
+    // Created meanwhile by another process? Then bring it to the configuration below.
+    const std::string failure = nats_error_text(s);
+    if (!get_stream(js, stream, existing))
+      throw_error(errc_from_status(s, failure), "creating bucket " + set.name + ": " + failure);
   }
   // The bucket exists: bring its stream's limits to the configuration (what KV allows to change).
   const jsStreamConfig& have = *existing.info->Config;

@@ -2,7 +2,9 @@
 // server, brought to the configuration when they exist, and refused clearly when they cannot.
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include <nats/nats.h>
 
@@ -178,4 +180,29 @@ TEST_CASE("a tasks stream that is not a work queue is refused, naming the retent
     CHECK(e.kind() == errc::invalid_config);
     CHECK_THAT(e.what(), Catch::Contains("OMNIQ_TASKS") && Catch::Contains("retention"));
   }
+}
+
+TEST_CASE("several processes making the same streams and buckets at once all succeed", "[provisioning]") {
+  LocalServer server;
+  std::vector<std::unique_ptr<NatsBackend>> backends;
+  for (int i = 0; i < 4; ++i) {
+    backends.push_back(std::make_unique<NatsBackend>(test::config_for(server)));
+    backends.back()->connect_sync();
+  }
+  std::atomic<int> failures{0};
+  std::vector<std::thread> racers;
+  for (auto& b : backends) {
+    racers.emplace_back([&failures, backend = b.get()] {
+      try {
+        backend->sync_task_queue().ensure();
+        backend->sync_result_store().ensure();
+      } catch (const Error& e) {
+        ++failures;
+        WARN(e.what());
+      }
+    });
+  }
+  for (auto& t : racers) t.join();
+  CHECK(failures == 0);
+  CHECK(stream_names(server.url()).count("OMNIQ_TASKS") == 1);
 }
