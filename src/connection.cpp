@@ -732,16 +732,8 @@ std::string Connection::server_id() const {
   return id;
 }
 
-natsConnection* Connection::require_nats() const {
-  auto state = state_.load();
-  if (!state) throw_error(errc::not_connected, "the backend is not connected (call connect() first)");
-  return state->conn;
-}
-
-jsCtx* Connection::require_js() const {
-  auto state = state_.load();
-  if (!state) throw_error(errc::not_connected, "the backend is not connected (call connect() first)");
-  return state->js;
+void Connection::ensure_open() const {
+  if (!state_.load()) throw_error(errc::not_connected, "the backend is not connected (call connect() first)");
 }
 
 }  // namespace omniq::detail

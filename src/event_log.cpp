@@ -108,7 +108,7 @@ std::optional<TaskEvent> decode_stored(NatsBackend& backend, const JsMessage& m)
 }
 
 // Whether retrying can help a follower: not when the server refuses on principle. (A closed
-// backend is checked apart: Connection::require_nats throws.)
+// backend is checked apart: Connection::ensure_open throws.)
 bool retry_can_fix(const std::exception_ptr& error) {
   try {
     std::rethrow_exception(error);
@@ -439,7 +439,7 @@ asio::awaitable<std::optional<TaskEvent>> EventFollower::next(Duration timeout) 
     std::exception_ptr failure;
     if (!s.pull) {
       if (poll ? asked : Steady::now() >= deadline) co_return std::nullopt;
-      s.backend.connection().require_nats();  // the backend closed: no retry helps
+      s.backend.connection().ensure_open();  // the backend closed: no retry helps
       if (s.consumer.empty()) {
         try {
           co_await s.recreate(deadline - Steady::now());

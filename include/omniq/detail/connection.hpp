@@ -194,8 +194,7 @@ class Connection {
 
   // Throws not_connected / closed when there is no open connection.
   HandleLease lease_handles() const;
-  natsConnection* require_nats() const;  // only to check that the backend is open
-  jsCtx* require_js() const;
+  void ensure_open() const;  // throws not_connected when there is no connection
 
  private:
   void start_request(Request request, ReplyHandler handler);
