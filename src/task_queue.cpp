@@ -313,7 +313,9 @@ asio::awaitable<void> promote_on(detail::Connection& connection, JsMessage m) {
 // A watcher holds one long-poll pull open on its lane; the server delivers into it as soon
 // as work arrives, so waiting costs nothing per dequeue and empty lanes are never polled
 // (on nats-server 2.9 asking an empty filtered lane costs time proportional to the stream).
-constexpr auto kLongPoll = std::chrono::milliseconds(5000);
+constexpr auto kLongPoll = std::chrono::milliseconds(1000);
+// A queue counts as wanted for this long after a dequeue asked for it.
+constexpr auto kDemandWindow = std::chrono::milliseconds(1000);
 constexpr auto kDelayedPoll = std::chrono::milliseconds(1000);
 
 }  // namespace
@@ -328,6 +330,35 @@ struct TaskQueue::Feed {
   std::array<std::deque<Held>, detail::kPriorityBands.size()> lanes;  // guarded by mu
   std::atomic<bool> stopped{false};
   std::shared_ptr<detail::Doorbell> doorbell;
+  // When a dequeue last asked this queue for work (steady clock, ns since epoch). Watchers
+  // pull only while there is demand, so a process that stops dequeuing (idle, or busy with
+  // long tasks) does not hold tasks other workers could run.
+  std::atomic<std::int64_t> last_demand{0};
+
+  void demand() { last_demand = std::chrono::steady_clock::now().time_since_epoch().count(); }
+  bool wanted(std::chrono::steady_clock::duration window) const {
+    return std::chrono::steady_clock::now().time_since_epoch().count() - last_demand.load() <
+           std::chrono::duration_cast<std::chrono::steady_clock::duration>(window).count();
+  }
+  // Hands back (NAK) the deliveries of `lane` held since before `older_than`: redelivered at
+  // once, to a process that is dequeuing.
+  void release(std::size_t lane, std::chrono::steady_clock::time_point older_than, detail::Connection& c) {
+    std::vector<std::string> acks;
+    {
+      std::lock_guard lock(mu);
+      auto& held = lanes[lane];
+      while (!held.empty() && held.front().at < older_than) {
+        acks.push_back(std::move(held.front().message.reply));
+        held.pop_front();
+      }
+    }
+    for (const auto& ack : acks) {
+      try {
+        c.publish(ack, "-NAK");
+      } catch (const Error&) {  // redelivered after ack_wait anyway
+      }
+    }
+  }
 };
 
 namespace {
@@ -436,6 +467,16 @@ asio::awaitable<void> watch_lane(std::shared_ptr<TaskQueue::Feed> feed, detail::
       }
       recreate = false;
     }
+    const auto now = std::chrono::steady_clock::now();
+    if (!feed->wanted(kDemandWindow)) {
+      // Nobody here is dequeuing this queue: give back what is held and pull nothing.
+      feed->release(lane, now + std::chrono::hours(1), connection);
+      auto idle = std::chrono::milliseconds(20);
+      co_await back_off(idle);
+      continue;
+    }
+    // Held longer than half of ack_wait: soon redelivered elsewhere anyway; hand it back now.
+    feed->release(lane, now - connection.config().ack_wait / 2, connection);
     std::size_t held = 0;
     {
       std::lock_guard lock(feed->mu);
@@ -569,6 +610,8 @@ asio::awaitable<std::vector<Lease>> TaskQueue::dequeue_batch(std::vector<std::st
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::vector<Lease> out;
   for (;;) {
+    for (const auto& q : queues)
+      if (auto feed = feed_of(q)) feed->demand();
     for (auto& m : take(queues, max - out.size())) {
       auto lease = co_await admit(std::move(m));
       if (lease) out.push_back(std::move(*lease));
@@ -579,8 +622,11 @@ asio::awaitable<std::vector<Lease>> TaskQueue::dequeue_batch(std::vector<std::st
     }
     const auto left = deadline - std::chrono::steady_clock::now();
     if (left <= std::chrono::steady_clock::duration::zero()) co_return out;
-    co_await doorbell_->wait(std::chrono::duration_cast<std::chrono::milliseconds>(left) +
-                             std::chrono::milliseconds(1));
+    // Woken by a watcher; at least every half demand window, to keep the demand fresh.
+    const auto slice = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(left) +
+                                    std::chrono::milliseconds(1),
+                                std::chrono::duration_cast<std::chrono::milliseconds>(kDemandWindow / 2));
+    co_await doorbell_->wait(slice);
   }
 }
 

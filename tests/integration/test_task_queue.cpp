@@ -497,3 +497,26 @@ TEST_CASE("the blocking twin works from plain threads and refuses the backend's 
   io.stop();
   runner.join();
 }
+
+TEST_CASE("a process that stops dequeuing hands its prefetched tasks back to the others at once",
+          "[task_queue][prefetch]") {
+  Fixture f;  // ack_wait is the default 30 s: nothing here may wait for it
+  std::vector<Task> batch;
+  for (int i = 0; i < 10; ++i) batch.push_back(make_task());
+  f.q().enqueue_batch(batch);
+  auto first = f.q().dequeue({"default"}, 2s);  // its watchers prefetch the other nine
+  REQUIRE(first);
+  first->ack();
+  NatsBackend other(f.config);
+  ConnectionScope scope(other);
+  const auto started = Steady::now();
+  std::set<std::string> got;
+  while (got.size() < 9 && Steady::now() - started < 10s)
+    for (auto& lease : other.sync_task_queue().dequeue_batch({"default"}, 9, 1s)) {
+      got.insert(lease.task().id);
+      lease.ack();
+    }
+  CHECK(got.size() == 9);
+  CHECK(Steady::now() - started < 5s);
+  CHECK(f.q().get_queue_size("default") == 0);
+}
