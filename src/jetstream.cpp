@@ -45,15 +45,6 @@ std::uint64_t to_u64(std::optional<std::string_view> text) {
 }
 
 // An ephemeral, in-memory consumer that reads and goes away by itself if abandoned.
-json reader_config(const std::string& filter, bool last_per_subject) {
-  return {{"filter_subject", filter},
-          {"deliver_policy", last_per_subject ? "last_per_subject" : "all"},
-          {"ack_policy", "none"},
-          {"mem_storage", true},
-          {"num_replicas", 1},
-          {"inactive_threshold", std::int64_t{30'000'000'000}}};
-}
-
 // g++ 12 cannot build JSON initializer lists with string literals inside a coroutine
 // ("array used as initializer"): JSON bodies are built in plain functions like these.
 json durable_config(const DurableConsumer& d) {
@@ -180,17 +171,15 @@ asio::awaitable<bool> delete_message(Connection& c, std::string stream, std::uin
 
 asio::awaitable<std::vector<JsMessage>> scan(Connection& c, std::string stream, std::string filter,
                                              bool last_per_subject) {
-  json body = {{"stream_name", stream}, {"config", reader_config(filter, last_per_subject)}};
-  std::string api = "CONSUMER.CREATE." + stream;
-  std::string what = "creating a reader on " + stream;
-  const json created = co_await api_request(c, std::move(api), std::move(body), std::move(what));
-  const std::string name = created.at("name").get<std::string>();
-  std::uint64_t remaining = created.value("num_pending", std::uint64_t{0});
+  ReaderOptions options{.stream = stream, .filter = std::move(filter),
+                        .from = last_per_subject ? ReadFrom::last_per_subject : ReadFrom::all};
+  const Reader reader = co_await create_reader(c, std::move(options));
+  std::uint64_t remaining = reader.num_pending;
   std::vector<JsMessage> out;
   std::exception_ptr failure;
   try {
     while (remaining > 0) {
-      FetchRequest pull{.stream = stream, .consumer = name,
+      FetchRequest pull{.stream = stream, .consumer = reader.name,
                         .batch = static_cast<int>(std::min<std::uint64_t>(remaining, 1000)), .no_wait = true};
       auto got = co_await c.async_fetch(std::move(pull), asio::use_awaitable);
       if (got.empty()) break;
@@ -200,12 +189,7 @@ asio::awaitable<std::vector<JsMessage>> scan(Connection& c, std::string stream, 
   } catch (...) {
     failure = std::current_exception();
   }
-  try {  // the consumer also expires by itself after inactive_threshold
-    std::string api = "CONSUMER.DELETE." + stream + "." + name;
-    std::string what = "removing a reader on " + stream;
-    co_await api_request(c, std::move(api), json(), std::move(what));
-  } catch (const Error&) {
-  }
+  co_await delete_reader(c, stream, reader.name);  // it also expires by itself
   if (failure) std::rethrow_exception(failure);
   co_return out;
 }
@@ -243,6 +227,7 @@ json reader_body(const ReaderOptions& o) {
   switch (o.from) {
     case ReadFrom::all: config["deliver_policy"] = "all"; break;
     case ReadFrom::new_only: config["deliver_policy"] = "new"; break;
+    case ReadFrom::last_per_subject: config["deliver_policy"] = "last_per_subject"; break;
     case ReadFrom::start_time:
       config["deliver_policy"] = "by_start_time";
       config["opt_start_time"] = format_timestamp(o.start_time);

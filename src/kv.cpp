@@ -2,7 +2,6 @@
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <nlohmann/json.hpp>
 
 #include "omniq/detail/jetstream.hpp"
 #include "omniq/error.hpp"
@@ -15,17 +14,6 @@ bool is_marker(const std::vector<Header>& headers) {
   for (const auto& h : headers)
     if (h.name == "KV-Operation" && (h.value == "DEL" || h.value == "PURGE")) return true;
   return false;
-}
-// The watch consumer: the key's last value, then every change; gone by itself if abandoned.
-nlohmann::json watch_body(const std::string& stream, const std::string& subject) {
-  return {{"stream_name", stream},
-          {"config",
-           {{"filter_subject", subject},
-            {"deliver_policy", "last_per_subject"},
-            {"ack_policy", "none"},
-            {"mem_storage", true},
-            {"num_replicas", 1},
-            {"inactive_threshold", std::int64_t{30'000'000'000}}}}};
 }
 }  // namespace
 
@@ -97,11 +85,10 @@ asio::awaitable<std::optional<KvEntry>> KvBucket::wait_for(std::string key, Dura
     bool failed = false;
     try {
       if (consumer.empty()) {
-        nlohmann::json body = watch_body(stream_, watched);
-        std::string api = "CONSUMER.CREATE." + stream_;
-        std::string what = "watching " + key + " in " + bucket_;
-        const nlohmann::json created = co_await api_request(connection_, std::move(api), std::move(body), std::move(what));
-        consumer = created.at("name").get<std::string>();
+        // The key's last value, then every change.
+        ReaderOptions watch{.stream = stream_, .filter = watched, .from = ReadFrom::last_per_subject};
+        const Reader reader = co_await create_reader(connection_, std::move(watch));
+        consumer = reader.name;
       }
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
       if (left.count() <= 0) break;
@@ -123,14 +110,7 @@ asio::awaitable<std::optional<KvEntry>> KvBucket::wait_for(std::string key, Dura
       retry_pause = std::min(retry_pause * 2, std::chrono::milliseconds(1000));
     }
   }
-  if (!consumer.empty()) {
-    try {
-      std::string api = "CONSUMER.DELETE." + stream_ + "." + consumer;
-      std::string what = "removing the watch on " + key;
-      co_await api_request(connection_, std::move(api), nlohmann::json(), std::move(what));
-    } catch (const Error&) {  // it expires by itself
-    }
-  }
+  if (!consumer.empty()) co_await delete_reader(connection_, stream_, consumer);  // it also expires by itself
   co_return found;
 }
 

@@ -563,28 +563,22 @@ std::shared_ptr<TaskQueue::Feed> TaskQueue::feed_of(const std::string& queue) {
 
 std::vector<JsMessage> TaskQueue::take(const std::vector<std::string>& queues, std::size_t max) {
   std::vector<JsMessage> out;
-  // A delivery held longer than half of ack_wait may soon go to another worker: hand it
-  // back now rather than give out a lease that is about to expire.
+  // A delivery held longer than half of ack_wait may soon go to another worker: it is handed
+  // back (as the watchers do) rather than given out as a lease about to expire.
   const auto stale_before = std::chrono::steady_clock::now() - backend_.config().ack_wait / 2;
-  std::vector<std::string> stale;
   for (const auto& queue : queues) {
     std::shared_ptr<Feed> feed = feed_of(queue);
     if (!feed) continue;
-    std::lock_guard lock(feed->mu);
-    for (auto& lane : feed->lanes) {
-      while (!lane.empty() && out.size() < max) {
-        if (lane.front().at < stale_before) stale.push_back(std::move(lane.front().message.reply));
-        else out.push_back(std::move(lane.front().message));
-        lane.pop_front();
+    for (std::size_t lane = 0; lane < feed->lanes.size(); ++lane) {
+      feed->release(lane, stale_before, backend_.connection());
+      std::lock_guard lock(feed->mu);
+      auto& held = feed->lanes[lane];
+      while (!held.empty() && out.size() < max) {
+        out.push_back(std::move(held.front().message));
+        held.pop_front();
       }
     }
     if (out.size() >= max) break;
-  }
-  for (const auto& ack : stale) {
-    try {
-      backend_.connection().publish(ack, "-NAK");
-    } catch (const Error&) {  // redelivered after ack_wait anyway
-    }
   }
   return out;
 }

@@ -119,7 +119,9 @@ asio::awaitable<std::optional<ConsumerState>> consumer_state(Connection& c, std:
 // Readers may overlap freely on limits streams (not on work-queue streams).
 
 // Where a reader starts in its stream.
-enum class ReadFrom { all, new_only, start_time, start_sequence };
+// Where a reader starts: every message, only new ones, the last one per subject (KV current
+// values), or from a time or sequence.
+enum class ReadFrom { all, new_only, last_per_subject, start_time, start_sequence };
 
 struct ReaderOptions {
   std::string stream{};
