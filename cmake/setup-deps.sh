@@ -10,6 +10,7 @@ PACKAGES=(
   nlohmann-json3-dev libspdlog-dev libfmt-dev
   libhowardhinnant-date-dev tzdata
   catch2
+  clang libclang-rt-14-dev  # libFuzzer targets in tests/fuzz (clang + compiler-rt)
 )
 
 missing=()

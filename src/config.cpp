@@ -267,7 +267,10 @@ class Reader {
       if (prefix.empty()) fail(origin_, "the top level must be a JSON object, got "s + j.type_name());
       type_error(prefix, "an object", j);
     }
-    for (const auto& [key, value] : j.items()) {
+    for (const auto& item : j.items()) {
+      // Not a structured binding: clang before 16 cannot capture one in the lambda below.
+      const std::string& key = item.key();
+      const json& value = item.value();
       const std::string path = prefix.empty() ? key : prefix + "." + key;
       bool found = false;
       for_each_field<S>([&](const auto& field) {

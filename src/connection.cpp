@@ -5,6 +5,7 @@
 #include <deque>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <boost/asio/steady_timer.hpp>
 
@@ -55,6 +56,53 @@ std::string slot_key(std::string_view stream, std::string_view consumer) {
   key += '.';
   key += consumer;
   return key;
+}
+
+// ---- permission violations -----------------------------------------------------------------
+// The server refuses a publish or subscription the user may not make with an asynchronous
+// -ERR, which nats.c hands only to the error handler: 'Permissions Violation for Publish to
+// "<subject>"', '... for Subscription to "<subject>"[ using queue "<q>"]' or '... for Publish
+// with Reply of "<reply>"'. nats.c keeps 256 bytes of it, so a long subject can be cut short.
+constexpr std::string_view kPullSubjectPrefix = "$JS.API.CONSUMER.MSG.NEXT.";
+constexpr std::size_t kMaxViolationsLogged = 256;  // distinct texts logged at error level
+
+struct Violation {
+  enum Kind { publish, reply, subscription } kind = publish;
+  std::string subject;
+  bool truncated = false;  // the closing quote was cut off: `subject` is a prefix
+  bool matches(std::string_view s) const { return truncated ? s.starts_with(subject) : s == subject; }
+};
+
+std::optional<Violation> parse_violation(std::string_view text) {
+  constexpr std::string_view marker = "Permissions Violation for ";
+  const auto at = text.find(marker);
+  if (at == std::string_view::npos) return std::nullopt;
+  const std::string_view rest = text.substr(at + marker.size());
+  Violation v;
+  if (rest.starts_with("Publish with Reply")) v.kind = Violation::reply;
+  else if (rest.starts_with("Subscription")) v.kind = Violation::subscription;
+  const auto open = rest.find('"');
+  if (open == std::string_view::npos) return std::nullopt;
+  const auto close = rest.find('"', open + 1);
+  v.truncated = close == std::string_view::npos;
+  v.subject = std::string(rest.substr(open + 1, v.truncated ? std::string_view::npos : close - open - 1));
+  return v;
+}
+
+// The user as error messages name it.
+std::string describe_user(const Config& c) {
+  if (!c.user.empty()) return "user \"" + c.user + "\"";
+  if (!c.token.empty()) return "the user of the configured token";
+  if (!c.tls_cert.empty()) return "the user of client certificate " + c.tls_cert;
+  return "this connection's user";
+}
+
+std::string describe_violation(const Violation& v, const std::string& who, std::string_view server_text) {
+  const char* action = v.kind == Violation::subscription ? "subscribe to"
+                       : v.kind == Violation::reply      ? "publish with the reply subject"
+                                                         : "publish to";
+  return who + " may not " + action + " \"" + v.subject + (v.truncated ? "..." : "") +
+         "\" (the NATS server refused it: " + std::string(server_text) + ")";
 }
 
 }  // namespace
@@ -108,6 +156,12 @@ struct ConnectionState {
   std::chrono::milliseconds request_timeout{5000};
   int blocking_in_flight = 0;  // guarded by mu: blocking nats.c calls using the handles
   std::condition_variable blocking_idle;
+
+  // Permission violations (on_permission_violation).
+  std::string who;                                     // the user, for messages; set before connecting
+  std::uint64_t unmatched_violations = 0;              // guarded by mu: none of our requests matched
+  std::string last_unmatched_violation;                // guarded by mu
+  std::unordered_set<std::string> violations_logged;   // guarded by mu: texts logged at error level
 
   // The handles are released only when nothing can use them any more: the last holder of
   // the state may be a nats.c callback, a blocking call or a request completing.
@@ -353,18 +407,95 @@ struct ConnectionState {
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     static_cast<ConnectionState*>(closure)->logger->info("omniq: reconnected to {}", url);
   }
-  static void on_async_error(natsConnection*, natsSubscription*, natsStatus s, void* closure) noexcept {
-    const char* text = nullptr;
-    text = natsStatus_GetText(s);
-    static_cast<ConnectionState*>(closure)->logger->error("omniq: asynchronous NATS error: {}",
-                                                          text ? text : "unknown");
+  static void on_async_error(natsConnection* nc, natsSubscription*, natsStatus s, void* closure) noexcept {
+    auto* self = static_cast<ConnectionState*>(closure);
+    try {
+      // nats.c 3.4.1 sets the server's text, when there is one, as this thread's last error
+      // for the handler (and clears it after).
+      const char* last = nats_GetLastError(nullptr);
+      std::string text = last != nullptr ? last : "";
+      if (s == NATS_NOT_PERMITTED) {
+        if (text.empty() && nc != nullptr && natsConnection_GetLastError(nc, &last) == NATS_NOT_PERMITTED && last)
+          text = last;
+        self->on_permission_violation(text);
+        return;
+      }
+      self->logger->error("omniq: asynchronous NATS error: {}{}", natsStatus_GetText(s),
+                          text.empty() ? std::string() : ": " + text);
+    } catch (...) {
+      // Nothing may escape into nats.c.
+    }
   }
+
+  void on_permission_violation(const std::string& server_text);
   static void on_closed(natsConnection*, void* closure) noexcept {
     auto* holder = static_cast<std::shared_ptr<ConnectionState>*>(closure);
     (*holder)->logger->debug("omniq: NATS connection closed");
     delete holder;
   }
 };
+
+// A permission violation fails at once, with errc::permission_denied, what is waiting for an
+// answer that will never come: the requests and pulls published on the refused subject, or
+// everything when the refused subject is our reply inbox. It is logged once per distinct text.
+// JetStream API violations no request matched are counted for blocking nats.c calls (HandleLease).
+void ConnectionState::on_permission_violation(const std::string& server_text) {
+  const std::optional<Violation> v = parse_violation(server_text);
+  if (!v) {
+    logger->error("omniq: the NATS server refused an operation of {}: {}", who, server_text);
+    return;
+  }
+  const std::string why = describe_violation(*v, who, server_text);
+  std::vector<Pending> requests;
+  std::vector<std::pair<std::string, FetchHandler>> pulls;  // (consumer key, handler)
+  bool replies_denied = false;
+  bool first = false;
+  {
+    std::lock_guard lock(mu);
+    if (v->kind == Violation::subscription) {
+      replies_denied = v->matches(inbox_base + "*");
+    } else if (v->kind == Violation::reply) {
+      replies_denied = v->subject.starts_with(inbox_base);  // every request uses this reply prefix
+    } else {
+      for (auto it = pending.begin(); it != pending.end();) {
+        if (v->matches(it->second.subject)) {
+          requests.push_back(std::move(it->second));
+          it = pending.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      if (v->subject.starts_with(kPullSubjectPrefix)) {
+        for (auto& [key, slot] : fetch_slots) {
+          if (!v->matches(std::string(kPullSubjectPrefix) + key)) continue;
+          if (auto f = take_fetch_locked(key)) pulls.emplace_back(key, std::move(f->handler));
+          for (auto& [req, handler] : slot.waiting) pulls.emplace_back(key, std::move(handler));
+          slot.waiting.clear();
+        }
+      }
+    }
+    // Blocking calls (stream and bucket admin) are JetStream API requests of nats.c's own.
+    if (requests.empty() && pulls.empty() && !replies_denied && v->subject.starts_with("$JS.API.")) {
+      ++unmatched_violations;
+      last_unmatched_violation = why;
+    }
+    first = violations_logged.size() < kMaxViolationsLogged && violations_logged.insert(server_text).second;
+  }
+  const std::size_t failed = requests.size() + pulls.size();
+  const std::string note = replies_denied ? "; no reply can reach this connection"
+                           : failed > 0   ? "; failed " + std::to_string(failed) + " pending operation(s)"
+                                          : "";
+  if (first) logger->error("omniq: {}{}", why, note);
+  else logger->debug("omniq: {}{}", why, note);
+  for (auto& p : requests) complete(std::move(p), std::make_exception_ptr(Error(errc::permission_denied, why)), {});
+  for (auto& [key, handler] : pulls)
+    std::move(handler)(std::make_exception_ptr(Error(errc::permission_denied, "pull from consumer " + key + ": " + why)),
+                       std::vector<JsMessage>{});
+  if (replies_denied)
+    fail_all(errc::permission_denied,
+             why + "; replies to this connection arrive on \"" + inbox_base +
+                 "*\": set inbox_prefix to a prefix the user may subscribe to (\"<prefix>.>\")");
+}
 
 void ConnectionState::start_fetch(FetchRequest request, FetchHandler handler) {
   const std::string key = slot_key(request.stream, request.consumer);
@@ -439,6 +570,18 @@ struct SweepTimer {
   }
 };
 
+// A subscription the user may not make is refused after the fact, by an -ERR that arrives
+// before the flush's PONG. Without the reply inbox every request would time out: say so now.
+void throw_if_inbox_denied(natsConnection* nc, const ConnectionState& state) {
+  const char* text = nullptr;
+  if (natsConnection_GetLastError(nc, &text) != NATS_NOT_PERMITTED || text == nullptr) return;
+  const std::optional<Violation> v = parse_violation(text);
+  if (!v || v->kind != Violation::subscription || !v->matches(state.inbox_base + "*")) return;
+  throw_error(errc::permission_denied,
+              describe_violation(*v, state.who, text) + "; replies to omniq's requests arrive there: set inbox_prefix "
+              "to a prefix the user may subscribe to (permissions: subscribe allow \"<prefix>.>\")");
+}
+
 std::string servers_text(const Config& c) {
   std::string out;
   for (const auto& s : c.servers) out += (out.empty() ? "" : ", ") + s;
@@ -457,6 +600,19 @@ void Connection::connect_blocking() {
   natsOptions* raw_opts = nullptr;
   check(natsOptions_Create(&raw_opts), "creating NATS options");
   OptionsPtr opts(raw_opts);
+
+  // Set before nats.c's threads exist: its error handler reads them.
+  state->who = describe_user(config_);
+  {
+    // One wildcard inbox subscription (made below) serves every request's reply.
+    char* inbox = nullptr;
+    check(natsInbox_Create(&inbox), "creating an inbox");
+    std::string nuid = inbox;
+    natsInbox_Destroy(inbox);
+    nuid = nuid.substr(nuid.rfind('.') + 1);
+    const std::string prefix = config_.inbox_prefix.empty() ? "_INBOX" : config_.inbox_prefix;
+    state->inbox_base = prefix + "." + nuid + ".";
+  }
 
   std::vector<const char*> urls;
   for (const auto& s : config_.servers) urls.push_back(s.c_str());
@@ -520,6 +676,20 @@ void Connection::connect_blocking() {
   try {
     state->max_payload = natsConnection_GetMaxPayload(nc);
 
+    // The reply inbox first: a user who may not subscribe to it learns that at once, before
+    // any request waits in vain for its reply.
+    auto* mux_holder = new std::shared_ptr<ConnectionState>(state);
+    s = natsConnection_Subscribe(&state->mux, nc, (state->inbox_base + "*").c_str(), &ConnectionState::on_reply,
+                                 mux_holder);
+    if (s != NATS_OK) {
+      delete mux_holder;
+      throw_nats(s, "subscribing to the reply inbox " + state->inbox_base + "*");
+    }
+    natsSubscription_SetOnCompleteCB(state->mux, &ConnectionState::on_mux_complete, mux_holder);
+    check(natsSubscription_SetPendingLimits(state->mux, -1, -1), "reply inbox limits");
+    check(natsConnection_FlushTimeout(nc, to_ms(config_.request_timeout)), "registering the reply inbox");
+    throw_if_inbox_denied(nc, *state);
+
     jsOptions jsopts;
     check(jsOptions_Init(&jsopts), "JetStream options");
     jsopts.Wait = to_ms(config_.request_timeout);
@@ -541,25 +711,6 @@ void Connection::connect_blocking() {
       logger_->warn("omniq: could not read the JetStream account at connect ({}); going on", nats_error_text(s));
     }
     if (ai) jsAccountInfo_Destroy(ai);
-
-    // One wildcard inbox subscription serves every request's reply.
-    char* inbox = nullptr;
-    check(natsInbox_Create(&inbox), "creating an inbox");
-    std::string nuid = inbox;
-    natsInbox_Destroy(inbox);
-    nuid = nuid.substr(nuid.rfind('.') + 1);
-    const std::string prefix = config_.inbox_prefix.empty() ? "_INBOX" : config_.inbox_prefix;
-    state->inbox_base = prefix + "." + nuid + ".";
-    auto* mux_holder = new std::shared_ptr<ConnectionState>(state);
-    s = natsConnection_Subscribe(&state->mux, nc, (state->inbox_base + "*").c_str(), &ConnectionState::on_reply,
-                                 mux_holder);
-    if (s != NATS_OK) {
-      delete mux_holder;
-      throw_nats(s, "subscribing to the reply inbox " + state->inbox_base + "*");
-    }
-    natsSubscription_SetOnCompleteCB(state->mux, &ConnectionState::on_mux_complete, mux_holder);
-    check(natsSubscription_SetPendingLimits(state->mux, -1, -1), "reply inbox limits");
-    check(natsConnection_FlushTimeout(nc, to_ms(config_.request_timeout)), "registering the reply inbox");
   } catch (...) {
     cleanup_on_error();
     throw;
@@ -615,6 +766,23 @@ HandleLease::~HandleLease() {
 
 natsConnection* HandleLease::nats() const noexcept { return state_->conn; }
 jsCtx* HandleLease::js() const noexcept { return state_->js; }
+
+std::uint64_t HandleLease::unmatched_violations() const {
+  std::lock_guard lock(state_->mu);
+  return state_->unmatched_violations;
+}
+
+void HandleLease::throw_if_denied_since(std::uint64_t seen, const std::exception& failure) const {
+  const auto* error = dynamic_cast<const Error*>(&failure);
+  if (error == nullptr || error->kind() != errc::timeout) return;
+  std::string why;
+  {
+    std::lock_guard lock(state_->mu);
+    if (state_->unmatched_violations == seen) return;
+    why = state_->last_unmatched_violation;
+  }
+  throw_error(errc::permission_denied, std::string(failure.what()) + ", because " + why);
+}
 
 void Connection::start_request(Request request, ReplyHandler handler) {
   auto state = state_.load();

@@ -284,6 +284,10 @@ std::optional<CronExpression::LocalMinutes> CronExpression::next_local_match(
 }
 
 std::optional<Timestamp> CronExpression::next_after(Timestamp after) const {
+  // Only occurrences a stored timestamp can hold (years 0000-9999); this also keeps the
+  // calendar arithmetic below far from the limits of std::chrono::year.
+  if (after >= max_timestamp) return std::nullopt;
+  after = std::max(after, min_timestamp - microseconds{1});  // so any fire > after is in range
   const auto floor_after = floor<minutes>(after);
 
   const auto to_local = [&](sys_time<minutes> t) {
@@ -309,7 +313,13 @@ std::optional<Timestamp> CronExpression::next_after(Timestamp after) const {
     const auto match = next_local_match(from, limit);
     if (!match) return std::nullopt;
     const sys_seconds fire = to_sys(*match);
-    if (fire > floor_after) return time_point_cast<microseconds>(fire);
+    // Compared with `after` itself, not floor_after: before standard time, zones ran on local
+    // mean time with offsets in seconds (New York -4:56:02), so `fire` need not be a whole
+    // minute and can fall between floor_after and after.
+    if (fire > after) {
+      if (fire > max_timestamp) return std::nullopt;
+      return time_point_cast<microseconds>(fire);
+    }
     from = *match + minutes{1};
   }
 }

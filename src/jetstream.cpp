@@ -194,24 +194,67 @@ asio::awaitable<std::vector<JsMessage>> scan(Connection& c, std::string stream, 
   co_return out;
 }
 
-asio::awaitable<void> ensure_consumer(Connection& c, DurableConsumer d) {
-  json body = {{"stream_name", d.stream}, {"config", durable_config(d)}};
-  std::string api = "CONSUMER.DURABLE.CREATE." + d.stream + "." + d.name;
-  std::string what = "creating consumer " + d.name + " on " + d.stream;
-  co_await api_request(c, std::move(api), std::move(body), std::move(what));
-}
-
-asio::awaitable<std::optional<ConsumerState>> consumer_state(Connection& c, std::string stream, std::string name) {
+namespace {
+// The consumer's info ($JS.API.CONSUMER.INFO), nullopt when it does not exist.
+asio::awaitable<std::optional<json>> consumer_info(Connection& c, std::string stream, std::string name) {
   Request req{.subject = "$JS.API.CONSUMER.INFO." + stream + "." + name};
   const Reply reply = co_await c.async_request(std::move(req), asio::use_awaitable);
   if (auto e = js_error(reply)) {
     if (e->err_code == kErrConsumerNotFound) co_return std::nullopt;
     throw_js_error(*e, "reading consumer " + name + " of " + stream);
   }
-  const json j = json::parse(reply.data, nullptr, false);
-  if (j.is_discarded()) throw_error(errc::nats_error, "consumer info of " + name + " is not JSON");
-  co_return ConsumerState{j.value("num_pending", std::uint64_t{0}), j.value("num_ack_pending", std::uint64_t{0}),
-                          j.value("num_redelivered", std::uint64_t{0})};
+  json j = json::parse(reply.data, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) throw_error(errc::nats_error, "consumer info of " + name + " is not JSON");
+  co_return j;
+}
+
+// Whether an existing consumer already has every setting omniq would give it.
+bool has_settings(const json& info, const DurableConsumer& d) {
+  if (!info.contains("config") || !info["config"].is_object()) return false;
+  const json& have = info["config"];
+  const json want = durable_config(d);
+  for (const auto& [key, value] : want.items())
+    if (!have.contains(key) || have[key] != value) return false;
+  return true;
+}
+}  // namespace
+
+asio::awaitable<void> ensure_consumer(Connection& c, DurableConsumer d) {
+  // Looked at first: a consumer as configured needs nothing, so a least-privilege user (who
+  // may read consumer info but not create consumers) never asks for what it may not do.
+  std::optional<json> existing;
+  bool looked = false;
+  try {
+    existing = co_await consumer_info(c, d.stream, d.name);
+    looked = true;
+  } catch (const Error& e) {
+    if (e.kind() != errc::permission_denied) throw;  // without the info, creating may still be allowed
+  }
+  if (existing && has_settings(*existing, d)) co_return;
+  json body = {{"stream_name", d.stream}, {"config", durable_config(d)}};
+  std::string api = "CONSUMER.DURABLE.CREATE." + d.stream + "." + d.name;
+  std::string what = (existing ? "updating consumer " : "creating consumer ") + d.name + " on " + d.stream;
+  std::string denied;
+  try {
+    co_await api_request(c, std::move(api), std::move(body), std::move(what));
+    co_return;
+  } catch (const Error& e) {
+    if (e.kind() != errc::permission_denied || !looked) throw;
+    denied = e.what();
+  }
+  if (!existing)
+    throw_error(errc::permission_denied, "consumer " + d.name + " of stream " + d.stream +
+                                             " does not exist and this user may not create it (provision it with an "
+                                             "admin user first): " + denied);
+  // It exists with other settings (ack_wait, max_ack_pending) that this user may not change.
+  c.log().warn("omniq: consumer {} of {} keeps the settings it was provisioned with: {}", d.name, d.stream, denied);
+}
+
+asio::awaitable<std::optional<ConsumerState>> consumer_state(Connection& c, std::string stream, std::string name) {
+  std::optional<json> j = co_await consumer_info(c, std::move(stream), std::move(name));
+  if (!j) co_return std::nullopt;
+  co_return ConsumerState{j->value("num_pending", std::uint64_t{0}), j->value("num_ack_pending", std::uint64_t{0}),
+                          j->value("num_redelivered", std::uint64_t{0})};
 }
 
 // ---- ephemeral readers ----------------------------------------------------------------------

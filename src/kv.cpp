@@ -74,7 +74,8 @@ asio::awaitable<std::vector<KvEntry>> KvBucket::list(std::string key_filter) {
   co_return out;
 }
 
-asio::awaitable<std::optional<KvEntry>> KvBucket::wait_for(std::string key, Duration timeout) {
+asio::awaitable<std::optional<KvEntry>> KvBucket::wait_for(std::string key, Duration timeout,
+                                                           std::uint64_t after_revision) {
   using SteadyClock = std::chrono::steady_clock;
   const auto deadline = SteadyClock::now() + timeout;
   const std::string watched = subject(key);
@@ -87,6 +88,10 @@ asio::awaitable<std::optional<KvEntry>> KvBucket::wait_for(std::string key, Dura
       if (consumer.empty()) {
         // The key's last value, then every change.
         ReaderOptions watch{.stream = stream_, .filter = watched, .from = ReadFrom::last_per_subject};
+        if (after_revision > 0) {
+          watch.from = ReadFrom::start_sequence;
+          watch.start_sequence = after_revision + 1;
+        }
         const Reader reader = co_await create_reader(connection_, std::move(watch));
         consumer = reader.name;
       }
@@ -99,8 +104,9 @@ asio::awaitable<std::optional<KvEntry>> KvBucket::wait_for(std::string key, Dura
         if (!is_marker(m.headers)) found = KvEntry{key, std::move(m.data), m.stream_sequence};
     } catch (const Error& e) {
       // A restart loses the in-memory consumer and fails pulls while reconnecting: start over
-      // from the key's last value, which is where the lost consumer stood.
-      if (e.kind() == errc::closed || e.kind() == errc::invalid_name) throw;
+      // from the key's last value, which is where the lost consumer stood. A refusal (closed,
+      // bad key, permission) is not retried: waiting could only end in a silent timeout.
+      if (e.kind() == errc::closed || e.kind() == errc::invalid_name || e.kind() == errc::permission_denied) throw;
       failed = true;
     }
     if (failed) {

@@ -15,6 +15,7 @@
 #include "omniq/cron.hpp"
 #include "omniq/error.hpp"
 #include "omniq/uuid.hpp"
+#include "json_limits.hpp"
 
 namespace omniq {
 
@@ -226,14 +227,15 @@ void from_json(const json& j, ScheduleStatus& v) { enum_from_json(j, v); }
 
 namespace {
 
-// t + d without signed overflow: saturates at the ends of Timestamp's range.
+// t + d without signed overflow, saturating at min_timestamp / max_timestamp (years 0000 and
+// 9999), so a computed next_run still encodes as a timestamp that decodes again.
 Timestamp add_saturated(Timestamp t, Duration d) {
   using rep = Duration::rep;
   const rep base = t.time_since_epoch().count();
   rep sum = 0;
   if (__builtin_add_overflow(base, d.count(), &sum))
-    return d.count() > 0 ? Timestamp::max() : Timestamp::min();
-  return Timestamp(Duration(sum));
+    return d.count() > 0 ? max_timestamp : min_timestamp;
+  return std::clamp(Timestamp(Duration(sum)), min_timestamp, max_timestamp);
 }
 
 std::optional<Timestamp> expiry_of(Timestamp created_at, const std::optional<Duration>& ttl,
@@ -286,6 +288,8 @@ void Task::validate() const {
   if (retry_delay < Duration::zero())
     invalid("task.retry_delay must be >= 0, got " + std::to_string(retry_delay.count()) + " us");
   check_ttl("task", ttl);
+  if (timeout && *timeout <= Duration::zero())
+    invalid("task.timeout must be positive, got " + std::to_string(timeout->count()) + " us");
   if (!metadata.is_object())
     invalid(std::string("task.metadata must be a JSON object, got ") + metadata.type_name());
 }
@@ -427,7 +431,9 @@ std::optional<Timestamp> Schedule::compute_next_after(Timestamp t) const {
       return CronExpression::parse(*cron_expression, time_zone).next_after(t);
     case ScheduleType::interval:
       if (!interval || *interval <= Duration::zero()) invalid("schedule.interval must be set and positive");
-      return add_saturated(t, *interval);
+      // None once the sum saturates at max_timestamp: "strictly after t" cannot be held.
+      if (const Timestamp next = add_saturated(t, *interval); next > t) return next;
+      return std::nullopt;
     case ScheduleType::timestamp:
       if (!timestamp) invalid("schedule.timestamp is missing for a timestamp schedule");
       return *timestamp > t ? timestamp : std::nullopt;
@@ -509,25 +515,36 @@ void put(json& out, Shaped<J> v) {
 
 class Writer {
  public:
-  explicit Writer(json& out) : out_(out) {
+  Writer(json& out, const char* model) : out_(out), model_(model) {
     out_ = json::object();
     out_[schema_version_field] = schema_version;
   }
   template <class T>
   void required(const char* name, const T& value) {
-    put(out_[name], value);
+    write(name, value);
   }
   template <class T>
   void optional(const char* name, const T& value) {
-    put(out_[name], value);
+    write(name, value);
   }
   template <class T>
   void optional(const char* name, const std::optional<T>& value) {
-    if (value) put(out_[name], *value);  // an empty optional is left out
+    if (value) write(name, *value);  // an empty optional is left out
   }
 
  private:
+  template <class T>
+  void write(const char* name, const T& value) {
+    // Refused here rather than stored as text that decode rejects (a task would be dead-lettered).
+    if constexpr (std::is_same_v<T, Timestamp>)
+      if (value < min_timestamp || value > max_timestamp)
+        throw_error(errc::invalid_argument, model_ + (": field \"" + std::string(name) + "\" (" +
+                                                      format_timestamp(value) + ") is outside years 0000-9999"));
+    put(out_[name], value);
+  }
+
   json& out_;
+  std::string model_;
 };
 
 class Reader {
@@ -648,6 +665,7 @@ struct Codec<Task> {
     io.optional("retry_count", t.retry_count);
     io.optional("max_retries", t.max_retries);
     io.optional("retry_delay", t.retry_delay);
+    io.optional("timeout", t.timeout);
     io.optional("dependencies", t.dependencies);
     io.optional("callbacks", t.callbacks);
     io.optional("metadata", object_member(t.metadata));
@@ -725,7 +743,7 @@ struct Codec<Schedule> {
 
 template <class M>
 void write_model(json& j, const M& model) {
-  Writer writer(j);
+  Writer writer(j, Codec<M>::name);
   Codec<M>::fields(writer, model);
 }
 
@@ -737,15 +755,28 @@ void read_model(const json& j, M& model) {
 
 template <class M>
 std::string encode_model(const M& model) {
+  std::string text;
   try {
-    return json(model).dump();
+    // Not json(model): when to_json throws inside that constructor (a timestamp out of range),
+    // the half-built object's members are never destroyed and leak (found by ASan).
+    json j;
+    to_json(j, model);
+    text = j.dump();
   } catch (const json::exception& e) {  // e.g. a string that is not valid UTF-8
     throw_error(errc::invalid_argument, std::string(Codec<M>::name) + ": cannot encode as JSON: " + e.what());
   }
+  // Refused here rather than stored as bytes every decoder refuses.
+  if (detail::json_nested_deeper_than(text))
+    throw_error(errc::invalid_argument, std::string(Codec<M>::name) + ": JSON nested deeper than " +
+                                            std::to_string(detail::max_json_depth) + " levels");
+  return text;
 }
 
 template <class M>
 M decode_model(std::string_view text) {
+  if (detail::json_nested_deeper_than(text))
+    throw_error(errc::decode_error, std::string(Codec<M>::name) + ": JSON nested deeper than " +
+                                        std::to_string(detail::max_json_depth) + " levels");
   json j;
   try {
     j = json::parse(text);

@@ -11,6 +11,21 @@ namespace {
 detail::KvBucket bucket_of(NatsBackend& backend) {
   return detail::KvBucket(backend.connection(), backend.config().results_bucket.name);
 }
+
+// A stored result, or decode_error naming its key: any client allowed to publish on the
+// bucket's subjects may have put something else there.
+TaskResult decode_stored(const NatsBackend& backend, const detail::KvEntry& entry) {
+  std::string problem;
+  try {
+    TaskResult result = decode_result(entry.value);
+    if (result.task_id == entry.key) return result;
+    problem = "it holds the result of task " + result.task_id;
+  } catch (const Error& e) {
+    problem = e.what();
+  }
+  throw_error(errc::decode_error, "result " + entry.key + " in bucket " + backend.config().results_bucket.name +
+                                      " cannot be read: " + problem);
+}
 }  // namespace
 
 asio::awaitable<void> ResultStore::ensure() {
@@ -37,13 +52,36 @@ asio::awaitable<std::uint64_t> ResultStore::set(TaskResult result) {
   co_return co_await bucket.put(result.task_id, std::move(value));
 }
 
+asio::awaitable<std::optional<std::uint64_t>> ResultStore::create(TaskResult result) {
+  std::string value = checked_value(result);
+  co_await ensure();
+  auto bucket = bucket_of(backend_);
+  co_return co_await bucket.create(result.task_id, std::move(value));
+}
+
+asio::awaitable<std::optional<std::uint64_t>> ResultStore::update(TaskResult result, std::uint64_t expected_revision) {
+  std::string value = checked_value(result);
+  co_await ensure();
+  auto bucket = bucket_of(backend_);
+  co_return co_await bucket.update(result.task_id, std::move(value), expected_revision);
+}
+
+asio::awaitable<std::optional<ResultRecord>> ResultStore::get_record(std::string task_id) {
+  validate_token("task_id", task_id);
+  co_await ensure();
+  auto bucket = bucket_of(backend_);
+  auto entry = co_await bucket.get(task_id);
+  if (!entry) co_return std::nullopt;
+  co_return ResultRecord{decode_stored(backend_, *entry), entry->revision};
+}
+
 asio::awaitable<std::optional<TaskResult>> ResultStore::get(std::string task_id) {
   validate_token("task_id", task_id);
   co_await ensure();
   auto bucket = bucket_of(backend_);
   auto entry = co_await bucket.get(task_id);
   if (!entry) co_return std::nullopt;
-  TaskResult result = decode_result(entry->value);
+  TaskResult result = decode_stored(backend_, *entry);
   if (result.is_expired(now())) co_return std::nullopt;  // the result's own ttl, before the bucket's
   co_return result;
 }
@@ -67,10 +105,9 @@ asio::awaitable<std::vector<TaskResult>> ResultStore::list_results(std::optional
   for (auto& entry : co_await bucket.list()) {
     std::optional<TaskResult> result;
     try {
-      result = decode_result(entry.value);
+      result = decode_stored(backend_, entry);
     } catch (const Error& e) {
-      backend_.log().warn("omniq: result {} in bucket {} cannot be decoded and is skipped: {}", entry.key,
-                          backend_.config().results_bucket.name, e.what());
+      backend_.log().warn("omniq: skipping a stored value: {}", e.what());
       continue;
     }
     if ((status && result->status != *status) || result->is_expired(t)) continue;
@@ -87,7 +124,7 @@ asio::awaitable<std::size_t> ResultStore::cleanup_expired_results() {
   for (auto& entry : co_await bucket.list()) {
     std::optional<TaskResult> result;
     try {
-      result = decode_result(entry.value);
+      result = decode_stored(backend_, entry);
     } catch (const Error&) {
       continue;  // not ours to judge; list_results reports it
     }
@@ -102,9 +139,17 @@ asio::awaitable<std::optional<TaskResult>> ResultStore::wait_for_result(std::str
   validate_token("task_id", task_id);
   co_await ensure();
   auto bucket = bucket_of(backend_);
-  auto entry = co_await bucket.wait_for(task_id, timeout);
-  if (!entry) co_return std::nullopt;
-  co_return decode_result(entry->value);
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::uint64_t after = 0;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<Duration>(deadline - std::chrono::steady_clock::now());
+    if (left <= Duration::zero()) co_return std::nullopt;
+    auto entry = co_await bucket.wait_for(task_id, left, after);
+    if (!entry) co_return std::nullopt;
+    TaskResult result = decode_stored(backend_, *entry);
+    if (result.status != ResultStatus::pending) co_return result;
+    after = entry->revision;  // claimed by a worker: wait for what it stores next
+  }
 }
 
 }  // namespace omniq

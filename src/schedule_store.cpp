@@ -15,6 +15,27 @@ detail::KvBucket bucket_of(NatsBackend& backend) {
   return detail::KvBucket(backend.connection(), backend.config().schedules_bucket.name);
 }
 constexpr int kChangeAttempts = 10;  // compare-and-swap retries of pause / resume
+
+// A stored schedule, or decode_error naming its key. Any client allowed to publish on the
+// bucket's subjects may have put something there that decodes and still cannot be fired (an
+// invalid cron expression, an id that is not its key): a scheduler would enqueue its task on
+// every tick and never advance it, so such a value is refused like one that does not decode.
+Schedule decode_stored(const NatsBackend& backend, const detail::KvEntry& entry) {
+  std::string problem;
+  try {
+    Schedule schedule = decode_schedule(entry.value);
+    if (schedule.id != entry.key) {
+      problem = "it holds schedule " + schedule.id;
+    } else {
+      schedule.validate();
+      return schedule;
+    }
+  } catch (const Error& e) {
+    problem = e.what();
+  }
+  throw_error(errc::decode_error, "schedule " + entry.key + " in bucket " + backend.config().schedules_bucket.name +
+                                      " cannot be read: " + problem);
+}
 }  // namespace
 
 asio::awaitable<void> ScheduleStore::ensure() {
@@ -56,7 +77,7 @@ asio::awaitable<std::optional<ScheduleRecord>> ScheduleStore::get_schedule(std::
   auto bucket = bucket_of(backend_);
   auto entry = co_await bucket.get(schedule_id);
   if (!entry) co_return std::nullopt;
-  co_return ScheduleRecord{decode_schedule(entry->value), entry->revision};
+  co_return ScheduleRecord{decode_stored(backend_, *entry), entry->revision};
 }
 
 asio::awaitable<std::optional<std::uint64_t>> ScheduleStore::update_schedule(Schedule schedule,
@@ -86,10 +107,9 @@ asio::awaitable<std::vector<ScheduleRecord>> ScheduleStore::list_schedules(std::
   for (auto& entry : entries) {
     std::optional<Schedule> schedule;
     try {
-      schedule = decode_schedule(entry.value);
+      schedule = decode_stored(backend_, entry);
     } catch (const Error& e) {
-      backend_.log().warn("omniq: schedule {} in bucket {} cannot be decoded and is skipped: {}", entry.key,
-                          backend_.config().schedules_bucket.name, e.what());
+      backend_.log().warn("omniq: skipping a stored value: {}", e.what());
       continue;
     }
     if (status && schedule->status != *status) continue;

@@ -17,8 +17,10 @@
 #include "omniq/detail/jetstream.hpp"
 #include "omniq/detail/kv.hpp"
 #include "omniq/detail/layout.hpp"
+#include "omniq/result_store.hpp"
 #include "omniq/error.hpp"
 #include "omniq/validation.hpp"
+#include "json_limits.hpp"
 
 namespace omniq {
 
@@ -57,28 +59,54 @@ std::string nak_body(Duration delay) {
   return "-NAK {\"delay\":" + std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(delay).count()) + "}";
 }
 
+// A task's recorded state, or decode_error naming its key (another client may have put
+// anything there).
+Task decode_state(const Config& c, const detail::KvEntry& entry) {
+  try {
+    return decode_task(entry.value);
+  } catch (const Error& e) {
+    throw_error(errc::decode_error, "task state " + entry.key + " in bucket " + c.task_state_bucket.name +
+                                        " cannot be read: " + e.what());
+  }
+}
+
+// Any client allowed to publish dead letters may have put anything in the stream: what cannot
+// be read comes back as a letter whose reason says so, with the raw bytes.
 DeadLetter decode_dead_letter(const std::string& data, std::uint64_t sequence) {
   DeadLetter d;
   d.sequence = sequence;
-  const json j = json::parse(data, nullptr, false);
+  const json j = detail::json_nested_deeper_than(data) ? json(json::value_t::discarded)
+                                                       : json::parse(data, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
     d.reason = "dead letter is not JSON";
     d.raw = data;
     return d;
   }
-  d.task_id = j.value("task_id", "");
-  d.queue_name = j.value("queue_name", "");
-  d.reason = j.value("reason", "");
-  d.subject = j.value("subject", "");
-  d.raw = j.value("raw", "");
-  d.deliveries = j.value("deliveries", std::uint64_t{0});
-  if (j.contains("dead_lettered_at") && j["dead_lettered_at"].is_string())
-    d.dead_lettered_at = parse_timestamp(j["dead_lettered_at"].get<std::string>());
+  try {
+    d.task_id = j.value("task_id", "");
+    d.queue_name = j.value("queue_name", "");
+    d.reason = j.value("reason", "");
+    d.subject = j.value("subject", "");
+    d.raw = j.value("raw", "");
+    d.deliveries = j.value("deliveries", std::uint64_t{0});
+    if (j.contains("dead_lettered_at") && j["dead_lettered_at"].is_string())
+      d.dead_lettered_at = parse_timestamp(j["dead_lettered_at"].get<std::string>());
+  } catch (const std::exception& e) {
+    DeadLetter unreadable;
+    unreadable.sequence = sequence;
+    unreadable.reason = std::string("dead letter cannot be read: ") + e.what();
+    unreadable.raw = data;
+    return unreadable;
+  }
   if (j.contains("task") && j["task"].is_object()) {
     try {
       d.task = decode_task(j["task"].dump());
     } catch (const Error&) {
     }
+  }
+  if (d.reason.empty()) {
+    d.reason = "dead letter without a reason (not written by omniq)";
+    if (!d.task && d.raw.empty()) d.raw = data;
   }
   return d;
 }
@@ -97,6 +125,11 @@ Lease::Lease(TaskQueue& queue, Task task, JsMessage message)
 
 asio::awaitable<void> Lease::ack() { co_await queue_->settle(ack_subject_, "+ACK"); }
 
+asio::awaitable<void> Lease::ack_unconfirmed() {
+  queue_->backend_.connection().publish(ack_subject_, "+ACK");
+  co_return;
+}
+
 asio::awaitable<void> Lease::nack(Duration delay) {
   queue_->backend_.connection().publish(ack_subject_, nak_body(delay));
   co_return;
@@ -105,6 +138,26 @@ asio::awaitable<void> Lease::nack(Duration delay) {
 asio::awaitable<void> Lease::in_progress() {
   queue_->backend_.connection().publish(ack_subject_, "+WPI");
   co_return;
+}
+
+asio::awaitable<Task> Lease::retry(Duration delay) {
+  Task next = task_;
+  next.retry_count += 1;
+  next.status = TaskStatus::pending;
+  if (delay > Duration::zero()) next.run_at = now() + delay;
+  else next.run_at.reset();
+  std::string msg_id = task_.id + ":retry:" + std::to_string(sequence_);  // named: see g++ 12 note
+  co_await queue_->republish(next, std::move(msg_id));
+  co_await ack();
+  co_return next;
+}
+
+asio::awaitable<void> Lease::defer(Duration delay) {
+  Task next = task_;
+  next.run_at = now() + std::max(delay, Duration::zero());
+  std::string msg_id = task_.id + ":defer:" + std::to_string(sequence_);
+  co_await queue_->republish(next, std::move(msg_id));
+  co_await ack();
 }
 
 asio::awaitable<void> Lease::term() { co_await queue_->settle(ack_subject_, "+TERM"); }
@@ -124,7 +177,9 @@ asio::awaitable<void> Lease::dead_letter(std::string reason) {
 // ---- TaskQueue -----------------------------------------------------------------------------
 
 TaskQueue::TaskQueue(NatsBackend& backend)
-    : backend_(backend), doorbell_(std::make_shared<detail::Doorbell>(backend.get_executor())) {}
+    : backend_(backend),
+      doorbell_(std::make_shared<detail::Doorbell>(backend.get_executor())),
+      prefetch_(static_cast<std::size_t>(backend.config().prefetch)) {}
 
 asio::awaitable<void> TaskQueue::ensure() {
   const Config& c = backend_.config();
@@ -165,6 +220,13 @@ detail::Request task_publish(const Config& c, const Task& task, std::string data
                                      {"Nats-Expected-Stream", c.tasks_stream.name}}};
 }
 }  // namespace
+
+asio::awaitable<void> TaskQueue::republish(const Task& task, std::string msg_id) {
+  std::string data = encode_checked(task);
+  detail::Request req = task_publish(backend_.config(), task, std::move(data), std::move(msg_id));
+  const detail::Reply reply = co_await backend_.connection().async_request(std::move(req), use_awaitable);
+  detail::parse_pub_ack(reply, "enqueueing task " + task.id + " again on queue " + task.queue_name);
+}
 
 asio::awaitable<std::string> TaskQueue::enqueue(Task task) {
   std::string data = encode_checked(task);
@@ -275,13 +337,20 @@ asio::awaitable<void> dead_letter_on(detail::Connection& connection, const std::
 asio::awaitable<std::optional<Task>> decode_or_dead_letter(detail::Connection& connection, const JsMessage& m) {
   std::optional<Task> task;
   std::string decode_error;
+  const SubjectParts where = split_task_subject(connection.config(), m.subject);
   try {
     task = decode_task(m.data);
+    // Another client may have published a task that is not valid, or that claims another
+    // queue or id than its subject (results, state and dead letters go by those).
+    if (task->queue_name != where.queue || task->id != where.id)
+      throw_error(errc::decode_error, "task " + task->id + " of queue " + task->queue_name +
+                                          " does not belong on subject " + m.subject);
+    task->validate();
   } catch (const Error& e) {
+    task.reset();
     decode_error = e.what();
   }
   if (!task) {
-    const SubjectParts where = split_task_subject(connection.config(), m.subject);
     co_await dead_letter_on(connection, where.queue, where.id, m, std::nullopt, "cannot decode task: " + decode_error);
     co_await settle_on(connection, m.reply, "+TERM");
   }
@@ -302,7 +371,9 @@ asio::awaitable<void> promote_on(detail::Connection& connection, JsMessage m) {
   } else if (task->run_at && *task->run_at > t) {
     connection.publish(m.reply, nak_body(*task->run_at - t));  // not a delivery attempt
   } else {
-    detail::Request req = task_publish(c, *task, m.data, task->id + ":ready");
+    // Deduplicated per delayed message: the same task can pass the delayed lane again (a retry
+    // or a wait for dependencies) and must be promoted again then.
+    detail::Request req = task_publish(c, *task, m.data, task->id + ":ready:" + std::to_string(m.stream_sequence));
     req.subject = detail::task_subject(c, task->queue_name, detail::band_for(task->priority), task->id);
     const detail::Reply reply = co_await connection.async_request(std::move(req), use_awaitable);
     detail::parse_pub_ack(reply, "moving delayed task " + task->id + " to its queue");
@@ -328,21 +399,38 @@ struct TaskQueue::Feed {
   };
   std::mutex mu;
   std::array<std::deque<Held>, detail::kPriorityBands.size()> lanes;  // guarded by mu
+  // Consumer -> why the server refused its watcher (permissions), until a pull succeeds;
+  // guarded by mu. Dequeue reports it instead of waiting in vain.
+  std::map<std::string, std::string> denied;
   std::atomic<bool> stopped{false};
+  std::atomic<std::size_t> capacity{1};  // deliveries held per lane at most
   std::shared_ptr<detail::Doorbell> doorbell;
+  // Per lane, rung when a dequeue takes deliveries: a full lane's watcher pulls again at once.
+  std::array<std::shared_ptr<detail::Doorbell>, detail::kPriorityBands.size()> space;
   // When a dequeue last asked this queue for work (steady clock, ns since epoch). Watchers
   // pull only while there is demand, so a process that stops dequeuing (idle, or busy with
   // long tasks) does not hold tasks other workers could run.
   std::atomic<std::int64_t> last_demand{0};
 
   void demand() { last_demand = std::chrono::steady_clock::now().time_since_epoch().count(); }
+  // Records (error: a permission refusal) or clears (nullptr) what the server said to the
+  // watcher of `consumer`; a refusal wakes the waiting dequeues.
+  void refused(const std::string& consumer, const Error* error) {
+    const bool denial = error != nullptr && error->kind() == errc::permission_denied;
+    {
+      std::lock_guard lock(mu);
+      if (denial) denied[consumer] = error->what();
+      else if (denied.empty() || denied.erase(consumer) == 0) return;
+    }
+    if (denial) doorbell->ring();
+  }
   bool wanted(std::chrono::steady_clock::duration window) const {
     return std::chrono::steady_clock::now().time_since_epoch().count() - last_demand.load() <
            std::chrono::duration_cast<std::chrono::steady_clock::duration>(window).count();
   }
   // Hands back (NAK) the deliveries of `lane` held since before `older_than`: redelivered at
   // once, to a process that is dequeuing.
-  void release(std::size_t lane, std::chrono::steady_clock::time_point older_than, detail::Connection& c) {
+  std::size_t release(std::size_t lane, std::chrono::steady_clock::time_point older_than, detail::Connection& c) {
     std::vector<std::string> acks;
     {
       std::lock_guard lock(mu);
@@ -358,13 +446,14 @@ struct TaskQueue::Feed {
       } catch (const Error&) {  // redelivered after ack_wait anyway
       }
     }
+    return acks.size();
   }
 };
 
 namespace {
 
 asio::awaitable<void> watch_lane(std::shared_ptr<TaskQueue::Feed> feed, detail::Connection& connection,
-                                 detail::DurableConsumer consumer, std::size_t lane, std::size_t capacity);
+                                 detail::DurableConsumer consumer, std::size_t lane);
 asio::awaitable<void> watch_delayed(std::shared_ptr<TaskQueue::Feed> feed, detail::Connection& connection,
                                     detail::DurableConsumer consumer);
 
@@ -419,6 +508,25 @@ std::vector<detail::DurableConsumer> queue_consumers(const Config& c, const std:
 }
 }  // namespace
 
+void TaskQueue::set_prefetch(std::size_t per_lane) {
+  if (per_lane == 0) throw_error(errc::invalid_argument, "set_prefetch: at least 1 delivery per lane");
+  prefetch_ = per_lane;
+  std::lock_guard lock(mu_);
+  for (auto& [name, feed] : feeds_) feed->capacity = per_lane;
+}
+
+std::size_t TaskQueue::hand_back(const std::vector<std::string>& queues) {
+  std::size_t returned = 0;
+  for (const auto& queue : queues) {
+    std::shared_ptr<Feed> feed = feed_of(queue);
+    if (!feed) continue;
+    feed->last_demand = 0;  // the watchers stop pulling for this process
+    for (std::size_t lane = 0; lane < feed->lanes.size(); ++lane)
+      returned += feed->release(lane, std::chrono::steady_clock::time_point::max(), backend_.connection());
+  }
+  return returned;
+}
+
 asio::awaitable<void> TaskQueue::ensure_consumers(const std::string& queue) {
   {
     std::lock_guard lock(mu_);
@@ -435,6 +543,8 @@ asio::awaitable<void> TaskQueue::ensure_queue(const std::string& queue) {
   co_await ensure_consumers(queue);
   auto feed = std::make_shared<Feed>();
   feed->doorbell = doorbell_;
+  for (auto& bell : feed->space) bell = std::make_shared<detail::Doorbell>(backend_.get_executor());
+  feed->capacity = prefetch_.load();
   {
     std::lock_guard lock(mu_);
     if (feeds_.count(queue)) co_return;  // another dequeue got here first
@@ -445,9 +555,8 @@ asio::awaitable<void> TaskQueue::ensure_queue(const std::string& queue) {
   detail::DurableConsumer delayed = std::move(consumers.back());
   consumers.pop_back();
   const auto executor = backend_.get_executor();
-  const std::size_t capacity = static_cast<std::size_t>(c.prefetch);
   for (std::size_t lane = 0; lane < consumers.size(); ++lane)
-    asio::co_spawn(executor, watch_lane(feed, backend_.connection(), std::move(consumers[lane]), lane, capacity),
+    asio::co_spawn(executor, watch_lane(feed, backend_.connection(), std::move(consumers[lane]), lane),
                    asio::detached);
   asio::co_spawn(executor, watch_delayed(feed, backend_.connection(), std::move(delayed)), asio::detached);
 }
@@ -455,7 +564,7 @@ asio::awaitable<void> TaskQueue::ensure_queue(const std::string& queue) {
 namespace {
 
 asio::awaitable<void> watch_lane(std::shared_ptr<TaskQueue::Feed> feed, detail::Connection& connection,
-                                 detail::DurableConsumer consumer, std::size_t lane, std::size_t capacity) {
+                                 detail::DurableConsumer consumer, std::size_t lane) {
   auto pause = std::chrono::milliseconds(50);
   bool recreate = false;
   while (!feed->stopped) {
@@ -477,14 +586,14 @@ asio::awaitable<void> watch_lane(std::shared_ptr<TaskQueue::Feed> feed, detail::
     }
     // Held longer than half of ack_wait: soon redelivered elsewhere anyway; hand it back now.
     feed->release(lane, now - connection.config().ack_wait / 2, connection);
+    const std::size_t capacity = feed->capacity;
     std::size_t held = 0;
     {
       std::lock_guard lock(feed->mu);
       held = feed->lanes[lane].size();
     }
-    if (held >= capacity) {  // full: wait for dequeues to take some
-      auto idle = std::chrono::milliseconds(5);
-      co_await back_off(idle);
+    if (held >= capacity) {  // full: wait for a dequeue to take some
+      co_await feed->space[lane]->wait(std::chrono::milliseconds(50));
       continue;
     }
     detail::FetchRequest pull{.stream = consumer.stream,
@@ -503,10 +612,12 @@ asio::awaitable<void> watch_lane(std::shared_ptr<TaskQueue::Feed> feed, detail::
     try {
       co_await connection.async_fetch(std::move(pull), use_awaitable);
       pause = std::chrono::milliseconds(50);
+      feed->refused(consumer.name, nullptr);
     } catch (const Error& e) {
       if (e.kind() == errc::closed || e.kind() == errc::not_connected) co_return;  // the backend closed
       failed = true;
       recreate = e.kind() == errc::nats_error;
+      feed->refused(consumer.name, &e);
     }
     if (failed) co_await back_off(pause);
   }
@@ -526,9 +637,11 @@ asio::awaitable<void> watch_delayed(std::shared_ptr<TaskQueue::Feed> feed, detai
       std::vector<JsMessage> got = co_await connection.async_fetch(std::move(pull), use_awaitable);
       for (auto& m : got) co_await promote_on(connection, std::move(m));
       pause = std::chrono::milliseconds(50);
+      feed->refused(consumer.name, nullptr);
     } catch (const Error& e) {
       if (e.kind() == errc::closed || e.kind() == errc::not_connected) co_return;
       failed = true;
+      feed->refused(consumer.name, &e);
     }
     if (failed) co_await back_off(pause);
   }
@@ -573,10 +686,12 @@ std::vector<JsMessage> TaskQueue::take(const std::vector<std::string>& queues, s
       feed->release(lane, stale_before, backend_.connection());
       std::lock_guard lock(feed->mu);
       auto& held = feed->lanes[lane];
+      const std::size_t before = out.size();
       while (!held.empty() && out.size() < max) {
         out.push_back(std::move(held.front().message));
         held.pop_front();
       }
+      if (out.size() != before) feed->space[lane]->ring();
     }
     if (out.size() >= max) break;
   }
@@ -614,6 +729,18 @@ asio::awaitable<std::vector<Lease>> TaskQueue::dequeue_batch(std::vector<std::st
       if (holds_work(queues)) doorbell_->ring();  // more for another waiting dequeue
       co_return out;
     }
+    // All taken were dead-lettered or expired: what is still held is ready now, no need to wait.
+    if (holds_work(queues)) continue;
+    for (const auto& q : queues) {
+      std::shared_ptr<Feed> feed = feed_of(q);
+      if (!feed) continue;
+      std::string why;
+      {
+        std::lock_guard lock(feed->mu);
+        if (!feed->denied.empty()) why = feed->denied.begin()->second;
+      }
+      if (!why.empty()) throw_error(errc::permission_denied, "dequeue from queue " + q + ": " + why);
+    }
     const auto left = deadline - std::chrono::steady_clock::now();
     if (left <= std::chrono::steady_clock::duration::zero()) co_return out;
     // Woken by a watcher; at least every half demand window, to keep the demand fresh.
@@ -649,7 +776,7 @@ asio::awaitable<std::optional<TaskRecord>> TaskQueue::get_task(std::string task_
   validate_token("task_id", task_id);
   co_await ensure();
   detail::KvBucket state(backend_.connection(), backend_.config().task_state_bucket.name);
-  if (auto entry = co_await state.get(task_id)) co_return TaskRecord{decode_task(entry->value), entry->revision};
+  if (auto entry = co_await state.get(task_id)) co_return TaskRecord{decode_state(backend_.config(), *entry), entry->revision};
   if (auto pending = co_await find_pending(task_id)) co_return TaskRecord{std::move(pending->first), 0};
   co_return std::nullopt;
 }
@@ -821,6 +948,11 @@ asio::awaitable<bool> TaskQueue::requeue_dead_letter(std::string task_id) {
   const detail::Reply reply = co_await backend_.connection().async_request(std::move(req), use_awaitable);
   detail::parse_pub_ack(reply, "requeueing task " + task.id);
   co_await detail::delete_message(backend_.connection(), c.dead_letter_stream.name, stored->sequence);
+  // Its recorded state (failed) and its result no longer hold: the task is pending again, and
+  // a worker runs a task id only while it has no final result.
+  detail::KvBucket state(backend_.connection(), c.task_state_bucket.name);
+  if (co_await state.get(task.id)) co_await state.erase(task.id);
+  co_await backend_.result_store().delete_result(task.id);
   co_return true;
 }
 

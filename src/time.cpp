@@ -1,6 +1,5 @@
 #include "omniq/time.hpp"
 
-#include <charconv>
 #include <cstdio>
 
 #include <date/date.h>
@@ -36,10 +35,12 @@ namespace {
 int read_int(std::string_view text, std::string_view whole, std::size_t pos, std::size_t len,
              const char* what) {
   if (pos + len > text.size()) bad_timestamp(whole, what);
+  // Digits only: from_chars alone would take a sign ("T-1:00:00Z" read as hour -1).
   int value = 0;
-  auto first = text.data() + pos;
-  auto [ptr, ec] = std::from_chars(first, first + len, value);
-  if (ec != std::errc{} || ptr != first + len) bad_timestamp(whole, what);
+  for (std::size_t i = pos; i < pos + len; ++i) {
+    if (text[i] < '0' || text[i] > '9') bad_timestamp(whole, what);
+    value = value * 10 + (text[i] - '0');
+  }
   return value;
 }
 
@@ -97,8 +98,10 @@ Timestamp parse_timestamp(std::string_view text) {
   const auto ymd = date::year(y) / date::month(static_cast<unsigned>(mo)) / date::day(static_cast<unsigned>(d));
   if (!ymd.ok() || h > 23 || mi > 59 || s > 60) bad_timestamp(text, "field out of range");
   const auto day_point = date::sys_days(ymd);
-  return time_point_cast<microseconds>(day_point) + hours(h) + minutes(mi) + seconds(s) + frac -
-         offset;
+  const Timestamp t = time_point_cast<microseconds>(day_point) + hours(h) + minutes(mi) + seconds(s) + frac - offset;
+  // An offset can push 0000-01-01 or 9999-12-31 into a year format_timestamp cannot write back.
+  if (t < min_timestamp || t > max_timestamp) bad_timestamp(text, "outside years 0000-9999 in UTC");
+  return t;
 }
 
 }  // namespace omniq

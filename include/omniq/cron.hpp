@@ -35,7 +35,8 @@ class CronExpression {
   static CronExpression parse(std::string_view expression, std::string_view time_zone = "UTC");
 
   // The first matching instant strictly after `after` (seconds and below are dropped), or
-  // nullopt when none exists within the next ~5 years (e.g. "0 0 30 2 *").
+  // nullopt when none exists within the next ~5 years (e.g. "0 0 30 2 *") or before
+  // max_timestamp (the end of year 9999).
   std::optional<Timestamp> next_after(Timestamp after) const;
 
   const std::string& expression() const noexcept { return expression_; }

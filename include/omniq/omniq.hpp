@@ -17,3 +17,4 @@
 #include "omniq/time.hpp"
 #include "omniq/validation.hpp"
 #include "omniq/version.hpp"
+#include "omniq/worker.hpp"

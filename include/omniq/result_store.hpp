@@ -19,6 +19,12 @@
 
 namespace omniq {
 
+// A stored result with the revision that create/update compare against.
+struct ResultRecord {
+  TaskResult result{};
+  std::uint64_t revision = 0;
+};
+
 class ResultStore {
  public:
   // Shares the backend's connection; creates nothing until first used.
@@ -32,8 +38,18 @@ class ResultStore {
   // Throws omniq::Error: invalid_name (task id), payload_too_large (over the bucket's
   // max_value_size or the server's max_payload), before any network call.
   asio::awaitable<std::uint64_t> set(TaskResult result);
-  // The result, or nullopt when there is none or it has expired.
+  // Stores the result only if the task has none yet; its revision, or nullopt when one exists.
+  // The worker claims a task this way before running it (a `pending` result), so a task id
+  // runs once even when it was enqueued again. Throws like set.
+  asio::awaitable<std::optional<std::uint64_t>> create(TaskResult result);
+  // Stores the result if the stored one is still at `expected_revision` (from create,
+  // get_record or an earlier update); nullopt when another writer changed it first.
+  asio::awaitable<std::optional<std::uint64_t>> update(TaskResult result, std::uint64_t expected_revision);
+  // The result, or nullopt when there is none or it has expired. A `pending` result means a
+  // worker runs the task now.
   asio::awaitable<std::optional<TaskResult>> get(std::string task_id);
+  // The result with its revision, expired or not; nullopt when there is none.
+  asio::awaitable<std::optional<ResultRecord>> get_record(std::string task_id);
   // False when there was no result.
   asio::awaitable<bool> delete_result(std::string task_id);
   // Results with `status` (all when empty), in the order they were stored; one scan of the
@@ -42,8 +58,9 @@ class ResultStore {
                                                         std::size_t limit = 100, std::size_t offset = 0);
   // Deletes results whose own expiry has passed; returns how many.
   asio::awaitable<std::size_t> cleanup_expired_results();
-  // Waits until a result for `task_id` is stored (or one already is) and returns it; nullopt
-  // after `timeout`. Wakes on the KV change itself (a watch on the key), not by polling.
+  // Waits until a final result for `task_id` (any status but `pending`) is stored, or one
+  // already is, and returns it; nullopt after `timeout`. Wakes on the KV change itself (a
+  // watch on the key), not by polling.
   asio::awaitable<std::optional<TaskResult>> wait_for_result(std::string task_id, Duration timeout);
 
   NatsBackend& backend() noexcept { return backend_; }
@@ -61,6 +78,15 @@ class SyncResultStore {
   void ensure() { run(part_.ensure(), "result_store.ensure"); }
   BucketReport info() { return run(part_.info(), "result_store.info"); }
   std::uint64_t set(TaskResult result) { return run(part_.set(std::move(result)), "result_store.set"); }
+  std::optional<std::uint64_t> create(TaskResult result) {
+    return run(part_.create(std::move(result)), "result_store.create");
+  }
+  std::optional<std::uint64_t> update(TaskResult result, std::uint64_t expected_revision) {
+    return run(part_.update(std::move(result), expected_revision), "result_store.update");
+  }
+  std::optional<ResultRecord> get_record(std::string task_id) {
+    return run(part_.get_record(std::move(task_id)), "result_store.get_record");
+  }
   std::optional<TaskResult> get(std::string task_id) { return run(part_.get(std::move(task_id)), "result_store.get"); }
   bool delete_result(std::string task_id) {
     return run(part_.delete_result(std::move(task_id)), "result_store.delete_result");

@@ -5,6 +5,7 @@
 // delivery guarantees.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -41,6 +42,10 @@ class Lease {
 
   // Removes the task from the queue; completes once the server confirmed it.
   asio::awaitable<void> ack();
+  // The same ack, sent without waiting for the server's confirmation: one publish instead of
+  // a request. A lost ack means a redelivery, so use it where a redelivery is harmless (the
+  // worker's claims make it so: a redelivered task whose outcome is stored is not rerun).
+  asio::awaitable<void> ack_unconfirmed();
   // Hands the task back for redelivery after `delay` (0: at once).
   asio::awaitable<void> nack(Duration delay = Duration::zero());
   // Restarts the ack_wait timer: the task is still being worked on.
@@ -49,6 +54,13 @@ class Lease {
   asio::awaitable<void> term();
   // Writes the task to the dead-letter stream with `reason`, then removes it from the queue.
   asio::awaitable<void> dead_letter(std::string reason);
+  // Another attempt: enqueues the task again with retry_count + 1, due after `delay`, then
+  // acks this delivery. Deduplicated by this delivery's message, so a crash in between
+  // cannot enqueue the retry twice. Returns the task as enqueued.
+  asio::awaitable<Task> retry(Duration delay);
+  // Not now: enqueues the same task again (same attempt), due after `delay`, then acks this
+  // delivery (deduplicated like retry). Used to wait for dependencies.
+  asio::awaitable<void> defer(Duration delay);
 
  private:
   friend class TaskQueue;
@@ -137,6 +149,14 @@ class TaskQueue {
   // dead letter has that task id.
   asio::awaitable<bool> requeue_dead_letter(std::string task_id);
 
+  // Deliveries this process holds ready per priority lane of each queue it dequeues
+  // (config `prefetch` until set). A worker sets it to its concurrency, so one process does
+  // not hold work another could run. Throws invalid_argument for 0.
+  void set_prefetch(std::size_t per_lane);
+  // Hands every delivery prefetched for `queues` back to the server (redelivered at once to
+  // other workers) and stops prefetching them until the next dequeue; returns how many.
+  std::size_t hand_back(const std::vector<std::string>& queues);
+
   NatsBackend& backend() noexcept { return backend_; }
 
   struct Feed;  // internal: deliveries prefetched by the lane watchers of one queue
@@ -154,6 +174,9 @@ class TaskQueue {
                                           const detail::JsMessage& message, const std::optional<Task>& task,
                                           std::string reason);
   asio::awaitable<void> settle(const std::string& ack_subject, std::string verb);
+  // Publishes `task` again (on its lane, or the delayed lane when run_at is ahead) under
+  // message id `msg_id`; a duplicate counts as done.
+  asio::awaitable<void> republish(const Task& task, std::string msg_id);
   asio::awaitable<void> mark(Task task, TaskStatus status);
   asio::awaitable<std::optional<std::pair<Task, std::uint64_t>>> find_pending(const std::string& task_id);
   std::string encode_checked(const Task& task) const;
@@ -161,6 +184,7 @@ class TaskQueue {
   NatsBackend& backend_;
   detail::Provisioned provisioned_;
   std::shared_ptr<detail::Doorbell> doorbell_;  // rung when a watcher brings work
+  std::atomic<std::size_t> prefetch_;
   std::mutex mu_;
   std::set<std::string> consumers_ready_;                // guarded by mu_
   std::map<std::string, std::shared_ptr<Feed>> feeds_;  // guarded by mu_: per queue dequeued
@@ -171,6 +195,7 @@ class SyncLease {
   explicit SyncLease(Lease lease, asio::any_io_executor ex) : lease_(std::move(lease)), ex_(std::move(ex)) {}
   const Task& task() const noexcept { return lease_.task(); }
   std::uint64_t delivery() const noexcept { return lease_.delivery(); }
+  std::uint64_t stream_sequence() const noexcept { return lease_.stream_sequence(); }
   void ack() { run(lease_.ack(), "Lease::ack"); }
   void nack(Duration delay = Duration::zero()) { run(lease_.nack(delay), "Lease::nack"); }
   void in_progress() { run(lease_.in_progress(), "Lease::in_progress"); }

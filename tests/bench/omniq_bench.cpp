@@ -3,8 +3,10 @@
 // JSON line with both medians and their ratio. A program, not a test (STYLE.md habit 7).
 //
 // Usage: omniq_bench [enqueue_batch] [enqueue_single] [dequeue_ack] [result_set] [result_get]
-//                    [schedule_update] [event_log]   (none given: all)
-// Environment: OMNIQ_BENCH_N scales every scenario (50000 gives the default sizes).
+//                    [schedule_update] [event_log] [worker_noop] [worker_noop_c1]
+//                    [worker_memory]   (none given: all)
+// Environment: OMNIQ_BENCH_N scales every scenario (50000 gives the default sizes);
+// OMNIQ_BENCH_MEMORY_N sets the tasks worker_memory drains (default 1000000, 0 skips it).
 // Scenarios with a context figure (raw nats.c on 8 threads, omniq in chunks) print it as an
 // extra "<name>_per_s" / "<name>_rounds" pair, measured in the same rounds; "ratio" is always
 // omniq_per_s / raw_per_s.
@@ -49,6 +51,7 @@
 #include "omniq/schedule_store.hpp"
 #include "omniq/task_queue.hpp"
 #include "omniq/uuid.hpp"
+#include "omniq/worker.hpp"
 
 namespace {
 
@@ -62,7 +65,10 @@ constexpr std::size_t kTaskBytes = 256;  // target size of an encoded task (both
 constexpr int kFetchBatch = 256;
 constexpr std::int64_t kRawMaxPending = 4096;  // as omniq's enqueue_batch window
 constexpr std::size_t kBaseN = 50'000;
-constexpr std::size_t kBaseSingleN = 3'000;  // one round trip each: ~0.5 s per round
+constexpr std::size_t kBaseSingleN = 3'000;
+constexpr std::size_t kBaseWorkerN = 20'000;   // worker_noop, 64 in flight
+constexpr std::size_t kBaseWorkerC1N = 2'000;  // worker_noop_c1, one at a time
+constexpr std::size_t kBaseMemoryN = 1'000'000;  // one round trip each: ~0.5 s per round
 // Per scenario at the base N (setup and every round); scaled up with OMNIQ_BENCH_N.
 constexpr auto kScenarioLimit = 120s;
 const std::string kQueue = "default";
@@ -162,9 +168,16 @@ struct MsgList {
 // omniq does for the same scenario.
 class RawClient {
  public:
-  RawClient(const std::string& url, std::string stream) : stream_(std::move(stream)) {
+  // send_asap: nats.c writes each publish at once instead of coalescing for up to 1 ms (omniq's
+  // default); the worker scenarios use it so a one-at-a-time raw loop is not held back.
+  RawClient(const std::string& url, std::string stream, bool send_asap = false) : stream_(std::move(stream)) {
+    natsOptions* opts = nullptr;
+    check(natsOptions_Create(&opts), "connection options");
+    std::unique_ptr<natsOptions, Deleter<natsOptions, natsOptions_Destroy>> options(opts);
+    check(natsOptions_SetURL(opts, url.c_str()), "server URL");
+    check(natsOptions_SetSendAsap(opts, send_asap), "send_asap");
     natsConnection* nc = nullptr;
-    check(natsConnection_ConnectTo(&nc, url.c_str()), "connecting to " + url);
+    check(natsConnection_Connect(&nc, opts), "connecting to " + url);
     nc_.reset(nc);
     jsOptions o;
     check(jsOptions_Init(&o), "JetStream options");
@@ -176,6 +189,9 @@ class RawClient {
     check(natsConnection_JetStream(&js, nc_.get(), &o), "creating the JetStream context");
     js_.reset(js);
   }
+
+  natsConnection* connection() { return nc_.get(); }
+  jsCtx* js() { return js_.get(); }
 
   void purge() {
     jsErrCode code{};
@@ -347,6 +363,7 @@ class OmniqClient {
   omniq::ResultStore& results() { return backend_.result_store(); }
   omniq::ScheduleStore& schedules() { return backend_.schedule_store(); }
   omniq::EventLog& events() { return backend_.event_log(); }
+  omniq::NatsBackend& backend() { return backend_; }
   const omniq::Config& config() const { return backend_.config(); }
 
   template <class T>
@@ -892,6 +909,179 @@ double event_log_raw(Bench& b, std::size_t n) {
   return s;
 }
 
+// ---- the worker loop ----------------------------------------------------------------------------
+// worker_noop: tasks/s through the whole loop (dequeue, a no-op handler, result stored, events
+// dequeued/executing/completed logged, ack) by omniq's Worker, against raw nats.c doing the
+// same NATS work with the same number of tasks in flight: fetch up to `concurrency`, publish
+// their start events and wait for the acks, publish results and completion events and wait,
+// then ack each and flush.
+
+constexpr std::size_t kWorkerConcurrency = 64;
+
+void create_worker_parts(Bench& b) {
+  b.omniq.run(b.omniq.results().ensure(), b.deadline, "creating the results bucket");
+  b.omniq.run(b.omniq.events().ensure(), b.deadline, "creating the events stream");
+  create_consumers(b);
+}
+
+asio::awaitable<nlohmann::json> noop_handler(omniq::TaskContext&, const nlohmann::json&, const nlohmann::json&) {
+  co_return nullptr;
+}
+
+double worker_omniq(Bench& b, std::size_t n, std::size_t concurrency) {
+  b.reset();
+  b.omniq.run(b.omniq.queue().enqueue_batch(make_tasks(n)), b.deadline, "prefill");
+  b.expect_stored(n, "omniq prefill");
+  double s = 0;
+  {
+    OmniqClient client(b.server.url());
+    omniq::Worker worker(client.backend(), omniq::WorkerOptions{.queues = {kQueue}, .concurrency = concurrency,
+                                                                .worker_id = kWorker});
+    worker.handle("bench.noop", noop_handler);
+    const auto start = Clock::now();
+    auto served = asio::co_spawn(client.backend().get_executor(), worker.run(), asio::use_future);
+    while (worker.stats().completed < n) {
+      if (Clock::now() >= b.deadline) {
+        worker.stop();
+        served.wait_for(10s);
+        throw BenchError("omniq: worker completed " + std::to_string(worker.stats().completed) + " of " +
+                         std::to_string(n) + " within the scenario's time limit");
+      }
+      std::this_thread::sleep_for(500us);
+    }
+    s = std::chrono::duration<double>(Clock::now() - start).count();
+    worker.stop();
+    served.get();
+  }
+  b.expect_stored(0, "omniq worker drain");
+  return s;
+}
+
+std::vector<RawMessage> raw_start_events(const omniq::Config& c, const Task& t) {
+  omniq::TaskEvent dequeued = omniq::events::dequeued(t.id, t.queue_name, kWorker);
+  omniq::TaskEvent executing = omniq::events::executing(t.id, kWorker);
+  executing.queue_name = t.queue_name;
+  executing.details["attempt"] = 1;
+  return {{c.events_subject + ".dequeued." + t.id, "", omniq::encode(dequeued)},
+          {c.events_subject + ".executing." + t.id, "", omniq::encode(executing)}};
+}
+
+std::vector<RawMessage> raw_outcome(const omniq::Config& c, const Task& t, std::uint64_t sequence) {
+  omniq::TaskResult r = omniq::TaskResult::success(t.id, nullptr);
+  r.worker_id = kWorker;
+  r.started_at = omniq::now();
+  r.execution_time = std::chrono::microseconds(5);
+  r.metadata["message"] = sequence;
+  r.metadata["attempts"] = 1;
+  omniq::TaskEvent done = omniq::events::completed(t.id, *r.execution_time, kWorker);
+  done.queue_name = t.queue_name;
+  return {{"$KV." + c.results_bucket.name + "." + t.id, "", omniq::encode(r)},
+          {c.events_subject + ".completed." + t.id, "", omniq::encode(done)}};
+}
+
+double worker_raw(Bench& b, std::size_t n, std::size_t concurrency) {
+  b.reset();
+  b.raw.publish_async(b.raw_messages(n), b.deadline);
+  b.expect_stored(n, "raw prefill");
+  const auto& c = b.omniq.config();
+  RawClient raw(b.server.url(), c.tasks_stream.name, /*send_asap=*/true);
+  const std::string band(omniq::detail::band_for(0));
+  auto sub = raw.bind(omniq::detail::consumer_name(c, kQueue, band), omniq::detail::lane_filter(c, kQueue, band));
+  std::size_t done = 0;
+  const double s = seconds([&] {
+    while (done < n) {
+      check_deadline(b.deadline, "raw worker (" + std::to_string(done) + " of " + std::to_string(n) + ")");
+      MsgList got;
+      jsErrCode code{};
+      const natsStatus st = natsSubscription_Fetch(&got.list, sub.get(), static_cast<int>(concurrency), 1000, &code);
+      if (st == NATS_TIMEOUT) continue;
+      check(st, "fetch", code);
+      std::vector<Task> tasks;
+      std::vector<std::uint64_t> sequences;
+      std::vector<RawMessage> start, outcome;
+      for (int i = 0; i < got.list.Count; ++i) {
+        natsMsg* m = got.list.Msgs[i];
+        tasks.push_back(omniq::decode_task(std::string_view(natsMsg_GetData(m), natsMsg_GetDataLength(m))));
+        jsMsgMetaData* meta = nullptr;
+        check(natsMsg_GetMetaData(&meta, m), "message metadata");
+        sequences.push_back(meta->Sequence.Stream);
+        jsMsgMetaData_Destroy(meta);
+        for (auto& e : raw_start_events(c, tasks.back())) start.push_back(std::move(e));
+      }
+      raw.publish_async(start, b.deadline);
+      for (std::size_t i = 0; i < tasks.size(); ++i)
+        for (auto& e : raw_outcome(c, tasks[i], sequences[i])) outcome.push_back(std::move(e));
+      raw.publish_async(outcome, b.deadline);
+      for (int i = 0; i < got.list.Count; ++i) check(natsMsg_Ack(got.list.Msgs[i], nullptr), "ack");
+      check(natsConnection_FlushTimeout(raw.connection(), ms_left(b.deadline)), "flushing acks");
+      done += static_cast<std::size_t>(got.list.Count);
+    }
+  });
+  b.expect_stored(0, "raw worker drain");
+  return s;
+}
+
+// worker_memory: the worker's resident memory while it drains many tasks (prefilled in chunks,
+// so the prefill itself holds little). Printed as samples at each tenth of the drain.
+std::size_t rss_kib() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return 0;
+  char line[256];
+  std::size_t kib = 0;
+  while (std::fgets(line, sizeof line, f))
+    if (std::sscanf(line, "VmRSS: %zu kB", &kib) == 1) break;
+  std::fclose(f);
+  return kib;
+}
+
+int run_worker_memory(std::size_t n, Clock::duration limit) {
+  try {
+    Bench b(Clock::now() + limit, Part::tasks);
+    create_worker_parts(b);
+    constexpr std::size_t kChunk = 20'000;
+    for (std::size_t done = 0; done < n; done += kChunk)
+      b.omniq.run(b.omniq.queue().enqueue_batch(make_tasks(std::min(kChunk, n - done))), b.deadline, "prefill");
+    b.expect_stored(n, "prefill");
+    const std::size_t before = rss_kib();
+    OmniqClient client(b.server.url());
+    omniq::Worker worker(client.backend(), omniq::WorkerOptions{.queues = {kQueue},
+                                                                .concurrency = kWorkerConcurrency,
+                                                                .worker_id = kWorker});
+    worker.handle("bench.noop", noop_handler);
+    std::vector<std::size_t> samples;
+    std::size_t peak = rss_kib();
+    const auto start = Clock::now();
+    auto served = asio::co_spawn(client.backend().get_executor(), worker.run(), asio::use_future);
+    std::size_t next_sample = n / 10;
+    for (;;) {
+      const std::size_t completed = worker.stats().completed;
+      peak = std::max(peak, rss_kib());
+      while (completed >= next_sample && samples.size() < 10) {
+        samples.push_back(rss_kib());
+        next_sample += n / 10;
+      }
+      if (completed >= n) break;
+      check_deadline(b.deadline, "worker_memory (" + std::to_string(completed) + " of " + std::to_string(n) + ")");
+      std::this_thread::sleep_for(20ms);
+    }
+    const double s = std::chrono::duration<double>(Clock::now() - start).count();
+    worker.stop();
+    served.get();
+    std::string at;
+    for (std::size_t i = 0; i < samples.size(); ++i) at += (i ? ", " : "") + std::to_string(samples[i] / 1024);
+    std::printf("{\"scenario\": \"worker_memory\", \"n\": %zu, \"omniq_per_s\": %.0f, \"rss_mib_before\": %zu, "
+                "\"rss_mib_peak\": %zu, \"rss_mib_each_tenth\": [%s]}\n",
+                n, static_cast<double>(n) / s, before / 1024, peak / 1024, at.c_str());
+    std::fflush(stdout);
+    return 0;
+  } catch (const std::exception& e) {
+    std::printf("{\"scenario\": \"worker_memory\", \"n\": %zu, \"error\": %s}\n", n,
+                nlohmann::json(std::string(e.what())).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::fflush(stdout);
+    return 1;
+  }
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -956,6 +1146,13 @@ std::size_t scale_from_env() {
   throw std::invalid_argument(std::string("OMNIQ_BENCH_N must be a positive integer, got \"") + text + "\"");
 }
 
+// OMNIQ_BENCH_MEMORY_N: tasks drained by worker_memory (0 skips it); default 1 M.
+std::size_t memory_n_from_env() {
+  const char* text = std::getenv("OMNIQ_BENCH_MEMORY_N");
+  if (!text || !*text) return kBaseMemoryN;
+  return static_cast<std::size_t>(std::strtoull(text, nullptr, 10));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -994,10 +1191,21 @@ int main(int argc, char** argv) {
       {.name = "event_log", .n = scaled(kBaseEventN), .omniq_round = event_log_omniq, .raw_round = event_log_raw,
        .part = Part::events, .bytes = event_bytes,
        .extras = {{"omniq_chunks_" + std::to_string(kEventChunk), event_log_omniq_chunked}}},
+      {.name = "worker_noop",
+       .n = scaled(kBaseWorkerN),
+       .omniq_round = [](Bench& b, std::size_t k) { return worker_omniq(b, k, kWorkerConcurrency); },
+       .raw_round = [](Bench& b, std::size_t k) { return worker_raw(b, k, kWorkerConcurrency); },
+       .setup = create_worker_parts},
+      {.name = "worker_noop_c1",
+       .n = scaled(kBaseWorkerC1N),
+       .omniq_round = [](Bench& b, std::size_t k) { return worker_omniq(b, k, 1); },
+       .raw_round = [](Bench& b, std::size_t k) { return worker_raw(b, k, 1); },
+       .setup = create_worker_parts},
   };
 
   std::set<std::string> wanted(argv + 1, argv + argc);
   for (const auto& name : wanted) {
+    if (name == "worker_memory") continue;
     if (std::none_of(scenarios.begin(), scenarios.end(), [&](const Scenario& s) { return s.name == name; })) {
       std::string known;
       for (const auto& s : scenarios) known += " " + s.name;
@@ -1017,6 +1225,12 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       status = 1;
     }
+  }
+  if (wanted.empty() || wanted.count("worker_memory")) {
+    const std::size_t memory_n = memory_n_from_env();
+    const auto memory_limit = std::chrono::duration_cast<Clock::duration>(
+        kScenarioLimit * std::max(1.0, static_cast<double>(memory_n) / 20'000.0));
+    if (memory_n > 0 && run_worker_memory(memory_n, memory_limit) != 0) status = 1;
   }
   return status;
 }

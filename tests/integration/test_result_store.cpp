@@ -2,6 +2,7 @@
 // wait_for_result, listing in one scan, and bad input.
 #include <catch2/catch.hpp>
 
+#include <future>
 #include <thread>
 
 #include <nats/nats.h>
@@ -149,4 +150,38 @@ TEST_CASE("bad result input is refused clearly; a corrupt value from another cli
   } catch (const Error& e) {
     CHECK(e.kind() == errc::decode_error);
   }
+}
+
+TEST_CASE("create stores only a first result, update is a compare-and-set, wait_for_result waits past pending",
+          "[result_store]") {
+  Fixture f;
+  auto& store = f.results();
+  TaskResult claim{.task_id = "claimed", .status = ResultStatus::pending, .worker_id = "w1"};
+  const auto first = store.create(claim);
+  REQUIRE(first);
+  CHECK_FALSE(store.create(claim));  // one exists: nothing stored
+  const auto record = store.get_record("claimed");
+  REQUIRE(record);
+  CHECK(record->revision == *first);
+  CHECK(record->result.status == ResultStatus::pending);
+
+  // A waiter started now sees past the pending claim to the outcome.
+  auto waiting = std::async(std::launch::async, [&] { return store.wait_for_result("claimed", 10s); });
+  std::this_thread::sleep_for(300ms);
+  const auto second = store.update(TaskResult::success("claimed", 7), *first);
+  REQUIRE(second);
+  CHECK_FALSE(store.update(TaskResult::success("claimed", 8), *first));  // stale revision: refused
+  const auto got = waiting.get();
+  REQUIRE(got);
+  CHECK(got->status == ResultStatus::success);
+  CHECK(got->result == 7);
+
+  // Only pending so far: wait_for_result times out rather than returning the claim.
+  REQUIRE(store.create(TaskResult{.task_id = "running", .status = ResultStatus::pending}));
+  const auto start = Steady::now();
+  CHECK_FALSE(store.wait_for_result("running", 500ms));
+  CHECK(Steady::now() - start >= 400ms);
+  // After a delete, create works again.
+  CHECK(store.delete_result("running"));
+  CHECK(store.create(TaskResult{.task_id = "running", .status = ResultStatus::pending}));
 }

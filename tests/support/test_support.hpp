@@ -19,6 +19,7 @@
 #include <catch2/catch.hpp>
 #include <nats/nats.h>
 #include <spdlog/logger.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
 
 #include "omniq/backend.hpp"
 #include "omniq/config.hpp"
@@ -95,5 +96,41 @@ struct TempDir {
 
 // Runs a shell command; returns its exit status.
 inline int sh(const std::string& command) { return std::system(command.c_str()); }
+
+// A logger that keeps the last `lines` messages, for tests that check what omniq logged.
+struct CapturedLog {
+  std::shared_ptr<spdlog::sinks::ringbuffer_sink_mt> sink;
+  std::shared_ptr<spdlog::logger> logger;
+
+  explicit CapturedLog(const std::string& name = "captured", std::size_t lines = 256)
+      : sink(std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(lines)),
+        logger(std::make_shared<spdlog::logger>(name, sink)) {
+    logger->set_level(spdlog::level::debug);
+  }
+  std::string text() const {
+    std::string all;
+    for (const auto& line : sink->last_formatted()) all += line;
+    return all;
+  }
+  // How many logged lines contain `needle`.
+  std::size_t count(const std::string& needle) const {
+    std::size_t n = 0;
+    for (const auto& line : sink->last_formatted()) n += line.find(needle) != std::string::npos ? 1 : 0;
+    return n;
+  }
+};
+
+// How many times the backend's connection reconnected (nats.c's statistics): 0 means the
+// server never dropped it.
+inline std::uint64_t reconnects(NatsBackend& backend) {
+  detail::HandleLease handles = backend.connection().lease_handles();
+  natsStatistics* stats = nullptr;
+  REQUIRE(natsStatistics_Create(&stats) == NATS_OK);
+  REQUIRE(natsConnection_GetStats(handles.nats(), stats) == NATS_OK);
+  std::uint64_t in_msgs = 0, in_bytes = 0, out_msgs = 0, out_bytes = 0, reconnected = 0;
+  REQUIRE(natsStatistics_GetCounts(stats, &in_msgs, &in_bytes, &out_msgs, &out_bytes, &reconnected) == NATS_OK);
+  natsStatistics_Destroy(stats);
+  return reconnected;
+}
 
 }  // namespace omniq::test

@@ -272,3 +272,29 @@ TEST_CASE("an unknown time zone throws invalid_cron naming the zone", "[cron]") 
              Catch::StartsWith("unknown time zone \"Mars/Base\""));
   CHECK_THAT(parse_error("0 9 * * *", ""), Catch::Contains("unknown time zone \"\""));
 }
+
+TEST_CASE("in a zone on local mean time the next occurrence is still strictly after the instant asked about",
+          "[cron]") {
+  // Found by fuzzing. Before 1883 New York ran on local mean time, UTC-4:56:02, so its
+  // midnight is 04:56:02 UTC; next_after compared with the instant cut to the minute and
+  // returned the same occurrence again, which would fire one schedule run forever.
+  const auto weekly = CronExpression::parse("@weekly", "America/New_York");
+  const auto first = weekly.next_after(parse_timestamp("1013-11-01T05:59:00Z"));
+  REQUIRE(first);
+  CHECK(format_timestamp(*first) == "1013-11-07T04:56:02.000000Z");
+  const auto second = weekly.next_after(*first);
+  REQUIRE(second);
+  CHECK(*second - *first == std::chrono::weeks(1));
+}
+
+TEST_CASE("cron has no occurrence outside years 0000-9999", "[cron]") {
+  const auto new_year = CronExpression::parse("0 0 1 1 *");
+  CHECK(next_fire("0 0 1 1 *", "UTC", "9999-06-01T00:00:00Z") == "none");
+  CHECK_FALSE(new_year.next_after(omniq::max_timestamp));
+  CHECK_FALSE(new_year.next_after(omniq::Timestamp::max()));
+  CHECK(new_year.next_after(omniq::Timestamp::min()) == omniq::min_timestamp);
+  // The same in a zone whose local mean time has a seconds offset (Lord Howe, +10:36:20).
+  const auto early = CronExpression::parse("*/9 1/3 * * *", "Australia/Lord_Howe").next_after(omniq::Timestamp::min());
+  REQUIRE(early);
+  CHECK(*early >= omniq::min_timestamp);
+}

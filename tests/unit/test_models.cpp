@@ -179,6 +179,7 @@ TEST_CASE("a task with every field set survives encode and decode", "[models]") 
       .retry_count = 2,
       .max_retries = 5,
       .retry_delay = 1500ms,
+      .timeout = 42s,
       .dependencies = {"dep-a", "dep-b"},
       .callbacks = {"notify"},
       .metadata = {{"trace", "abc"}, {"nested", nested}},
@@ -199,6 +200,7 @@ TEST_CASE("a task with every field set survives encode and decode", "[models]") 
   CHECK(d.retry_count == t.retry_count);
   CHECK(d.max_retries == t.max_retries);
   CHECK(d.retry_delay == t.retry_delay);
+  CHECK(d.timeout == t.timeout);
   CHECK(d.dependencies == t.dependencies);
   CHECK(d.callbacks == t.callbacks);
   CHECK(d.metadata == t.metadata);
@@ -212,6 +214,7 @@ TEST_CASE("a task with every field set survives encode and decode", "[models]") 
   CHECK(j["retry_delay"].get<double>() == 1.5);
   CHECK(j["ttl"].get<double>() == Approx(90.00025).epsilon(1e-12));
   CHECK(j["status"] == "running");
+  CHECK(j["timeout"].get<double>() == 42.0);
   CHECK(text.find('\n') == std::string::npos);  // compact
 }
 
@@ -375,6 +378,7 @@ TEST_CASE("task validation names the field and the fault", "[models]") {
   check({.func = "f", .max_retries = -1}, errc::invalid_argument, "task.max_retries must be >= 0, got -1");
   check({.func = "f", .retry_delay = -1s}, errc::invalid_argument, "task.retry_delay must be >= 0");
   check({.func = "f", .ttl = 0s}, errc::invalid_argument, "task.ttl must be positive");
+  check({.func = "f", .timeout = -1s}, errc::invalid_argument, "task.timeout must be positive");
   CHECK_NOTHROW(omniq::Task{.func = "f", .priority = 1000, .dependencies = {omniq::new_uuid()}}.validate());
   CHECK_NOTHROW(omniq::Task{.func = "f", .priority = -1000}.validate());
 }
@@ -850,4 +854,26 @@ TEST_CASE("schedule factories read {} for args and kwargs as none", "[models][sc
   const omniq::Schedule c = omniq::Schedule::from_cron("0 * * * *", "f", {}, {});
   CHECK(c.args.is_array());
   CHECK(c.kwargs.is_object());
+}
+
+TEST_CASE("an interval schedule whose next run passes year 9999 still stores, then completes", "[models]") {
+  // Found by fuzzing: next_run saturated at Timestamp::max (year 294247), which encodes as
+  // text that decode_schedule rejects, so the stored schedule could not be read again.
+  auto s = omniq::decode_schedule(
+      R"({"id":"s","type":"interval","func":"f","interval":9e12,"created_at":"2026-01-01T00:00:00Z"})");
+  s.mark_run(s.created_at);
+  REQUIRE(s.next_run);
+  CHECK(*s.next_run == omniq::max_timestamp);
+  CHECK(omniq::decode_schedule(omniq::encode(s)).next_run == omniq::max_timestamp);
+  s.mark_run(*s.next_run);  // nothing is left after the end of year 9999
+  CHECK(s.status == omniq::ScheduleStatus::completed);
+  CHECK_FALSE(s.next_run);
+  CHECK(omniq::decode_schedule(omniq::encode(s)).status == omniq::ScheduleStatus::completed);
+}
+
+TEST_CASE("encode refuses a timestamp outside years 0000-9999 instead of storing unreadable text",
+          "[models]") {
+  const auto e = error_of([] { (void)omniq::encode(omniq::Task{.func = "f", .run_at = Timestamp::max()}); });
+  CHECK(e.kind == errc::invalid_argument);
+  CHECK_THAT(e.message, Catch::StartsWith("task: field \"run_at\"") && Catch::Contains("outside years 0000-9999"));
 }

@@ -35,3 +35,31 @@ TEST_CASE("malformed timestamps are rejected with the text and the reason", "[ti
     }
   }
 }
+
+TEST_CASE("timestamps are read only within years 0000-9999 UTC, the range they format back in", "[time]") {
+  CHECK(parse_timestamp("0000-01-01T00:00:00Z") == min_timestamp);
+  CHECK(parse_timestamp("9999-12-31T23:59:59.999999Z") == max_timestamp);
+  CHECK(parse_timestamp(format_timestamp(min_timestamp)) == min_timestamp);
+  CHECK(parse_timestamp(format_timestamp(max_timestamp)) == max_timestamp);
+  // Found by fuzzing: an offset moved these into year -1 and 10000, which format_timestamp
+  // writes as text that does not parse back, so a stored model could not be read again.
+  for (const char* outside : {"9999-12-31T23:30:00-01:00", "0000-01-01T00:30:00+01:00", "9999-12-31T23:59:60Z"}) {
+    INFO(outside);
+    try {
+      parse_timestamp(outside);
+      FAIL("accepted");
+    } catch (const Error& e) {
+      CHECK(e.kind() == errc::invalid_argument);
+      CHECK_THAT(e.what(), Catch::Contains("outside years 0000-9999"));
+    }
+  }
+}
+
+TEST_CASE("timestamp fields with a sign are rejected", "[time]") {
+  // std::from_chars took "-1" as an hour, so these were read as valid instants.
+  for (const char* signed_field : {"2026-01-01T-1:00:00Z", "2026-01-01T00:-5:00Z", "2026-01-01T00:00:-1Z",
+                                   "-001-01-01T00:00:00Z", "2026-01-01T00:00:00+-1:00"}) {
+    INFO(signed_field);
+    CHECK_THROWS_AS(parse_timestamp(signed_field), Error);
+  }
+}

@@ -3,7 +3,8 @@
 //  - async_request: publish with a reply subject on one multiplexed inbox subscription and
 //    complete when the reply arrives (JetStream publishes, KV puts/gets, JetStream API calls);
 //  - async_blocking: run a blocking nats.c call on the connection's blocking pool.
-// Every pending request is failed with errc::closed when the connection closes.
+// Every pending request is failed with errc::closed when the connection closes, and with
+// errc::permission_denied when the server reports that the user may not publish its subject.
 #pragma once
 
 #include <atomic>
@@ -26,6 +27,7 @@
 
 #include "omniq/config.hpp"
 #include "omniq/detail/bridge.hpp"
+#include "omniq/detail/locked_shared_ptr.hpp"
 
 // nats.c handle types, declared here so public headers do not include nats.h.
 typedef struct __natsConnection natsConnection;
@@ -113,6 +115,13 @@ class HandleLease {
   natsConnection* nats() const noexcept;
   jsCtx* js() const noexcept;
 
+  // JetStream API permission violations the server reported that no pending request of ours
+  // matched (so probably a blocking nats.c call's): a count, and a check that turns a blocking call's
+  // timeout into errc::permission_denied when one arrived after `seen` (nats.c's own requests
+  // only time out when the server refuses them).
+  std::uint64_t unmatched_violations() const;
+  void throw_if_denied_since(std::uint64_t seen, const std::exception& failure) const;
+
  private:
   std::shared_ptr<ConnectionState> state_;
 };
@@ -125,7 +134,8 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   // Connects (blocking; offloaded by async_connect). Throws omniq::Error with a clear message:
-  // connection_failed, auth_failed, tls_error, jetstream_unavailable.
+  // connection_failed, auth_failed, tls_error, jetstream_unavailable, permission_denied (the
+  // user may not subscribe to the reply inbox: see Config::inbox_prefix).
   // Connect and close run on a thread of their own, never queued behind blocking calls.
   template <class CompletionToken>
   auto async_connect(CompletionToken&& token) {
@@ -142,7 +152,9 @@ class Connection {
   void close_blocking() noexcept;
 
   // Publishes `request` with a reply subject and completes with the reply; errors:
-  // not_connected, closed, timeout, payload_too_large, invalid_name (bad subject).
+  // not_connected, closed, timeout, payload_too_large, invalid_name (bad subject),
+  // permission_denied (the server refused the user to publish on the subject: reported by
+  // the server asynchronously, matched to the request by its subject, failed at once).
   template <class CompletionToken>
   auto async_request(Request request, CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(std::exception_ptr, Reply)>(
@@ -177,7 +189,13 @@ class Connection {
         blocking_executor(),
         [this, fn = std::forward<F>(f)]() mutable {
           HandleLease handles = lease_handles();
-          return fn(handles.nats(), handles.js());
+          const std::uint64_t seen = handles.unmatched_violations();
+          try {
+            return fn(handles.nats(), handles.js());
+          } catch (const std::exception& e) {
+            handles.throw_if_denied_since(seen, e);
+            throw;
+          }
         },
         std::forward<CompletionToken>(token));
   }
@@ -207,7 +225,7 @@ class Connection {
   asio::thread_pool pool_;
   asio::thread_pool admin_;  // connect, close and the timeout sweep
   std::mutex lifecycle_mu_;  // connect and close one at a time
-  std::atomic<std::shared_ptr<ConnectionState>> state_;
+  LockedSharedPtr<ConnectionState> state_;  // not std::atomic<shared_ptr>: see that header
 };
 
 }  // namespace omniq::detail

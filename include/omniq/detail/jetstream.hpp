@@ -102,7 +102,9 @@ struct DurableConsumer {
   int max_deliver = -1;
   int max_ack_pending = 1000;
 };
-// Creates the consumer, or updates it to these settings when it exists.
+// Creates the consumer, or updates it to these settings when it exists with others. A user who
+// may not create consumers (least privilege) uses the existing one as it is; errc::
+// permission_denied when there is none.
 asio::awaitable<void> ensure_consumer(Connection& c, DurableConsumer consumer);
 
 struct ConsumerState {

@@ -48,9 +48,11 @@ class KvBucket {
   // Every live key and value matching `key_filter` (NATS wildcards; ">" for all).
   asio::awaitable<std::vector<KvEntry>> list(std::string key_filter = ">");
   // Waits for `key` to hold a value (returns at once if it does); nullopt after `timeout`.
+  // With `after_revision`, waits for a value stored after that revision instead.
   // A watch: an ephemeral consumer on the key's subject, long-polled; it is recreated after
-  // a server restart or reconnect, starting from the key's last value, so no update is missed.
-  asio::awaitable<std::optional<KvEntry>> wait_for(std::string key, Duration timeout);
+  // a server restart or reconnect, starting from the key's last value (or just after
+  // `after_revision`), so no update is missed.
+  asio::awaitable<std::optional<KvEntry>> wait_for(std::string key, Duration timeout, std::uint64_t after_revision = 0);
 
  private:
   Connection& connection_;

@@ -41,6 +41,8 @@ struct Task {
   int retry_count = 0;
   int max_retries = 3;
   Duration retry_delay = std::chrono::seconds(1);  // first retry; doubles after each
+  // Longest one attempt may run before the worker cancels it; nullopt: the worker's default.
+  std::optional<Duration> timeout{};
   std::vector<std::string> dependencies{};         // task ids
   std::vector<std::string> callbacks{};
   nlohmann::json metadata = nlohmann::json::object();
@@ -64,7 +66,8 @@ void to_json(nlohmann::json& j, const Task& task);
 void from_json(const nlohmann::json& j, Task& task);  // throws omniq::Error(decode_error)
 
 // Compact JSON text with "schema_version": 1. Throws omniq::Error(invalid_argument) if a
-// string holds invalid UTF-8.
+// string holds invalid UTF-8 or a timestamp is outside [min_timestamp, max_timestamp]
+// (the same holds for the other models' encode).
 std::string encode(const Task& task);
 // Throws omniq::Error(errc::decode_error) naming the field at fault.
 Task decode_task(std::string_view text);

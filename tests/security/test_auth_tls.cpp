@@ -56,6 +56,19 @@ struct Pki {
   }
 };
 
+// The certificates of the TLS test, made once per run: each SECTION enters the test case
+// again, and making RSA keys is slow.
+struct TlsMaterial {
+  test::TempDir tmp;
+  Pki good{tmp.path, "good", "DNS:localhost,IP:127.0.0.1"};
+  Pki other{tmp.path, "other", "DNS:localhost,IP:127.0.0.1"};
+  Pki wrong_host{tmp.path, "wronghost", "DNS:not-this-host.example"};
+};
+const TlsMaterial& tls_material() {
+  static const TlsMaterial material;
+  return material;
+}
+
 }  // namespace
 
 TEST_CASE("user and password: the right ones connect, wrong ones are refused clearly", "[security]") {
@@ -85,12 +98,13 @@ TEST_CASE("token: the right one connects, a wrong one is refused clearly", "[sec
   CHECK_THAT(message, Catch::Contains(server.url()));
 }
 
-TEST_CASE("TLS: a server certificate from the configured CA is accepted; unknown CA and wrong host are refused",
+TEST_CASE("TLS: a server certificate from the configured CA is accepted, unknown CA and wrong host are refused",
           "[security][tls]") {
-  test::TempDir tmp;
-  const Pki good(tmp.path, "good", "DNS:localhost,IP:127.0.0.1");
-  const Pki other(tmp.path, "other", "DNS:localhost,IP:127.0.0.1");
-  const Pki wrong_host(tmp.path, "wronghost", "DNS:not-this-host.example");
+  const TlsMaterial& pki = tls_material();
+  const test::TempDir& tmp = pki.tmp;
+  const Pki& good = pki.good;
+  const Pki& other = pki.other;
+  const Pki& wrong_host = pki.wrong_host;
 
   SECTION("server verified, client certificate presented") {
     LocalServer server(LocalServerOptions{.config_text = good.server_block(true)});

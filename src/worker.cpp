@@ -1,0 +1,914 @@
+// The worker runtime. Everything of a worker runs on one strand of the backend's executor
+// (fetch loop, per-task coroutines, heartbeat, cancellation watch); blocking handlers run on
+// the worker's own thread pool and post their outcome back to the strand. docs/worker.md has
+// the per-task steps and what they guarantee.
+#include "omniq/worker.hpp"
+
+#include <cxxabi.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <unordered_map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "omniq/detail/doorbell.hpp"
+#include "omniq/detail/jetstream.hpp"
+#include "omniq/detail/kv.hpp"
+#include "omniq/detail/sync.hpp"
+#include "omniq/error.hpp"
+#include "omniq/event_log.hpp"
+#include "omniq/result_store.hpp"
+#include "omniq/task_queue.hpp"
+#include "omniq/validation.hpp"
+
+namespace omniq {
+
+using asio::use_awaitable;
+using nlohmann::json;
+using Steady = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Storing a task's outcome is retried this long (the task keeps its lease meanwhile) before
+// the worker gives up and lets the server redeliver it.
+constexpr auto kPersistFor = 60s;
+// Fetch slices: how quickly the loop notices stop().
+constexpr auto kFetchSlice = 250ms;
+// Cancelled task ids remembered, and for how long.
+constexpr std::size_t kCancelledKept = 100'000;
+constexpr auto kCancelledFor = std::chrono::hours(1);
+
+std::string demangled(const std::type_info& type) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name(abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
+  return status == 0 && name ? std::string(name.get()) : std::string(type.name());
+}
+
+std::string default_worker_id() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof host - 1) != 0 || host[0] == 0) std::snprintf(host, sizeof host, "host");
+  std::string id = std::string(host) + "-" + std::to_string(getpid()) + "-" + new_uuid().substr(0, 8);
+  for (char& ch : id)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_') ch = '_';
+  return id;
+}
+
+// Errors that retrying the same request cannot fix.
+bool is_permanent(errc kind) {
+  switch (kind) {
+    case errc::invalid_argument:
+    case errc::invalid_name:
+    case errc::invalid_config:
+    case errc::decode_error:
+    case errc::payload_too_large:
+    case errc::permission_denied:
+    case errc::auth_failed:
+    case errc::closed:
+    case errc::wrong_thread:
+      return true;
+    default:
+      return false;
+  }
+}
+
+struct Failure {
+  std::string type;
+  std::string message;
+  bool retryable = true;
+};
+
+Failure describe(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const TaskError& e) {
+    return {e.type(), e.what(), e.retryable()};
+  } catch (const std::exception& e) {
+    return {demangled(typeid(e)), e.what(), true};
+  } catch (...) {
+    return {"unknown", "a handler threw something that is not a std::exception", true};
+  }
+}
+
+json progress_details(double fraction, const std::string& message) {
+  json d = json::object();
+  d["progress"] = fraction;
+  if (!message.empty()) d["message"] = message;
+  return d;
+}
+
+}  // namespace
+
+// ---- options -----------------------------------------------------------------------------------
+
+void WorkerOptions::validate() const {
+  if (queues.empty()) throw_error(errc::invalid_argument, "worker.queues: at least one queue is needed");
+  for (std::size_t i = 0; i < queues.size(); ++i) validate_token("worker.queues[" + std::to_string(i) + "]", queues[i]);
+  if (concurrency < 1 || concurrency > 10'000)
+    throw_error(errc::invalid_argument,
+                "worker.concurrency must be 1 to 10000, got " + std::to_string(concurrency));
+  if (!worker_id.empty()) validate_token("worker.worker_id", worker_id);
+  if (default_timeout && *default_timeout <= Duration::zero())
+    throw_error(errc::invalid_argument, "worker.default_timeout must be positive");
+  if (shutdown_timeout < Duration::zero()) throw_error(errc::invalid_argument, "worker.shutdown_timeout must be >= 0");
+  if (cancel_grace < Duration::zero()) throw_error(errc::invalid_argument, "worker.cancel_grace must be >= 0");
+  if (blocking_threads > 10'000) throw_error(errc::invalid_argument, "worker.blocking_threads must be at most 10000");
+  if (dependency_poll <= Duration::zero()) throw_error(errc::invalid_argument, "worker.dependency_poll must be positive");
+  if (heartbeat < Duration::zero()) throw_error(errc::invalid_argument, "worker.heartbeat must be >= 0");
+}
+
+// ---- one task being worked on ------------------------------------------------------------------
+
+
+namespace detail {
+
+struct WorkerRun : std::enable_shared_from_this<WorkerRun> {
+  WorkerRun(std::shared_ptr<Worker::Impl> worker, Lease lease, asio::any_io_executor strand)
+      : worker(std::move(worker)), lease(std::move(lease)), context(*this), wake(strand) {
+    wake.expires_at(Steady::time_point::max());
+  }
+
+  std::shared_ptr<Worker::Impl> worker;
+  Lease lease;
+  TaskContext context;
+  std::uint64_t claim_revision = 0;  // of this run's pending result; 0 before the claim
+  bool start_pending = false;                       // the start events are being logged
+  std::optional<asio::steady_timer> start_logged;  // cancelled once they are
+  Timestamp started_at = now();
+  Steady::time_point last_signal = Steady::now();
+
+  // Stopping the handler.
+  asio::cancellation_signal signal;  // emitted on the strand
+  std::stop_source stop;
+  std::atomic<StopReason> reason{StopReason::none};
+
+  // The handler's outcome; all on the strand.
+  bool finished = false;   // the handler returned or threw
+  bool abandoned = false;  // settled without waiting for the handler any longer
+  json value{};
+  std::exception_ptr error{};
+  asio::steady_timer wake;                     // cancelled when finished or abandoned
+  std::optional<asio::steady_timer> deadline;  // the task's timeout, if it has one
+  std::optional<asio::steady_timer> grace;     // after a stop request, how long the handler may still take
+
+  // On the strand.
+  void finish(std::exception_ptr e, json v) {
+    if (finished) return;
+    finished = true;
+    if (abandoned) return;  // already settled; its outcome is discarded
+    error = std::move(e);
+    value = std::move(v);
+    wake.cancel();
+  }
+  void abandon() {
+    if (finished || abandoned) return;
+    abandoned = true;
+    wake.cancel();
+  }
+  // On the strand: asks the handler to stop; after `grace_period` the attempt is settled
+  // without it.
+  void interrupt(StopReason why, Duration grace_period) {
+    if (finished || abandoned) return;
+    StopReason expected = StopReason::none;
+    reason.compare_exchange_strong(expected, why);
+    stop.request_stop();
+    signal.emit(asio::cancellation_type::terminal);
+    if (grace_period <= Duration::zero()) {
+      abandon();
+      return;
+    }
+    grace.emplace(wake.get_executor(), grace_period);
+    grace->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->abandon();
+    });
+  }
+};
+
+}  // namespace detail
+
+// ---- the worker ----------------------------------------------------------------------------------
+
+struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
+  struct Entry {
+    Handler coroutine{};
+    BlockingHandler blocking{};
+  };
+
+  Impl(NatsBackend& b, WorkerOptions o)
+      : backend(b),
+        options(std::move(o)),
+        strand(asio::make_strand(b.get_executor())),
+        wake(std::make_shared<detail::Doorbell>(strand)),
+        rng(std::random_device{}()) {
+    if (options.worker_id.empty()) options.worker_id = default_worker_id();
+  }
+  ~Impl() {
+    if (pool) pool->join();
+  }
+
+  NatsBackend& backend;
+  WorkerOptions options;
+  asio::any_io_executor strand;
+  std::shared_ptr<detail::Doorbell> wake;  // rung on stop() and when a task finishes
+
+  std::mutex handlers_mu;
+  std::map<std::string, Entry> handlers;  // fixed once running
+  std::unique_ptr<asio::thread_pool> pool;
+
+  std::atomic<bool> started{false};
+  std::atomic<bool> stopping{false};
+  bool done = false;  // strand: run() finished; background loops end
+
+  // Strand only.
+  std::set<std::shared_ptr<detail::WorkerRun>> active;
+  std::size_t in_flight = 0;  // process() coroutines, including ones not running a handler
+  std::unordered_map<std::string, Steady::time_point> cancelled_ids;
+  std::deque<std::pair<std::string, Steady::time_point>> cancelled_order;
+  std::mt19937_64 rng;
+
+  struct Counters {
+    std::atomic<std::uint64_t> received{0}, completed{0}, retried{0}, failed{0}, dead_lettered{0}, cancelled{0},
+        deferred{0}, already_done{0}, duplicates{0}, handed_back{0}, running{0};
+  } counters;
+
+  spdlog::logger& log() { return backend.log(); }
+  TaskQueue& queue() { return backend.task_queue(); }
+  Duration heartbeat() const {
+    if (options.heartbeat > Duration::zero()) return options.heartbeat;
+    return std::max<Duration>(std::chrono::duration_cast<Duration>(backend.config().ack_wait) / 3, 100ms);
+  }
+
+  void remember_cancelled(const std::string& id) {
+    const auto t = Steady::now();
+    cancelled_ids[id] = t;
+    cancelled_order.emplace_back(id, t);
+    while (!cancelled_order.empty() &&
+           (cancelled_order.size() > kCancelledKept || cancelled_order.front().second < t - kCancelledFor)) {
+      auto it = cancelled_ids.find(cancelled_order.front().first);
+      if (it != cancelled_ids.end() && it->second == cancelled_order.front().second) cancelled_ids.erase(it);
+      cancelled_order.pop_front();
+    }
+  }
+
+  Duration jittered(Duration backoff) {
+    // Equal jitter: half fixed, half random, so retries of many tasks do not come back at once.
+    if (backoff <= Duration::zero()) return backoff;
+    std::uniform_int_distribution<Duration::rep> half(0, backoff.count() / 2);
+    return Duration(backoff.count() - backoff.count() / 2 + half(rng));
+  }
+
+  std::optional<Duration> timeout_of(const Task& t) const { return t.timeout ? t.timeout : options.default_timeout; }
+
+  asio::awaitable<void> serve();
+  asio::awaitable<void> process(std::shared_ptr<detail::WorkerRun> run);
+  asio::awaitable<void> execute(std::shared_ptr<detail::WorkerRun> run, const Entry& entry);
+  asio::awaitable<void> heartbeat_loop();
+  asio::awaitable<void> cancellation_watch();
+  template <class Op>
+  asio::awaitable<void> persist(const char* what, const std::string& task_id, Op op);
+  asio::awaitable<void> settle_failure(std::shared_ptr<detail::WorkerRun> run, Failure failure,
+                                       std::string dead_letter_reason);
+  // Stores the outcome (result, its event, and the task state when given), retrying through
+  // outages. False when another worker took the task over (nothing must be acked then).
+  asio::awaitable<bool> store_outcome(std::shared_ptr<detail::WorkerRun> run, const TaskResult& result,
+                                      const TaskEvent& event, const std::optional<Task>& state);
+  enum class Claim { run, done, duplicate };
+  asio::awaitable<Claim> claim_run(std::shared_ptr<detail::WorkerRun> run);
+  // Stores the final result: over the claim (compare-and-set) when there is one. False when
+  // another worker took the task over meanwhile (this run's lease had expired).
+  asio::awaitable<bool> store_result(detail::WorkerRun& run, const TaskResult& result);
+  asio::awaitable<void> settle_cancelled(std::shared_ptr<detail::WorkerRun> run, bool ran);
+  // "met", "wait", or the reason a dependency can never be met.
+  asio::awaitable<std::string> dependencies_state(const Task& task);
+};
+
+// Retries `op` (a callable returning awaitable<void>) while the failure may be passing (a
+// reconnect, a timeout), up to kPersistFor; the task's lease is kept alive meanwhile.
+template <class Op>
+asio::awaitable<void> Worker::Impl::persist(const char* what, const std::string& task_id, Op op) {
+  const auto until = Steady::now() + kPersistFor;
+  auto pause = 50ms;
+  for (;;) {
+    std::optional<Error> failure;
+    try {
+      co_await op();
+      co_return;
+    } catch (const Error& e) {
+      if (is_permanent(e.kind()) || Steady::now() >= until) throw;
+      failure = e;
+    }
+    log().warn("omniq: worker {}: {} for task {} failed ({}); retrying", options.worker_id, what, task_id,
+               failure->what());
+    asio::steady_timer timer(strand, pause);
+    co_await timer.async_wait(use_awaitable);
+    pause = std::min(pause * 2, std::chrono::milliseconds(2000));
+  }
+}
+
+asio::awaitable<void> Worker::Impl::execute(std::shared_ptr<detail::WorkerRun> run, const Entry& entry) {
+  if (const auto limit = timeout_of(run->lease.task())) {
+    run->deadline.emplace(strand, *limit);
+    run->deadline->async_wait([run, grace = options.cancel_grace](boost::system::error_code ec) {
+      if (!ec) run->interrupt(StopReason::timeout, grace);
+    });
+  }
+  if (entry.coroutine) {
+    auto invoke = [](std::shared_ptr<detail::WorkerRun> r, Handler h) -> asio::awaitable<json> {
+      co_return co_await h(r->context, r->lease.task().args, r->lease.task().kwargs);
+    };
+    auto done = [run](std::exception_ptr e, json v) { run->finish(std::move(e), std::move(v)); };
+    asio::co_spawn(strand, invoke(run, entry.coroutine), asio::bind_cancellation_slot(run->signal.slot(), std::move(done)));
+  } else {
+    asio::post(*pool, [run, handler = entry.blocking, strand = strand]() mutable {
+      json value;
+      std::exception_ptr error;
+      try {
+        value = handler(run->context, run->lease.task().args, run->lease.task().kwargs);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      // The run moves into the completion, so its last reference never drops on a pool thread.
+      asio::post(strand, [run = std::move(run), error = std::move(error), value = std::move(value)]() mutable {
+        run->finish(std::move(error), std::move(value));
+      });
+    });
+  }
+  if (!run->finished && !run->abandoned) co_await run->wake.async_wait(asio::as_tuple(use_awaitable));
+  if (run->deadline) run->deadline->cancel();
+  if (run->grace) run->grace->cancel();
+}
+
+TaskResult claim_of(const detail::WorkerRun& run, const std::string& worker_id) {
+  const Task& t = run.lease.task();
+  TaskResult claim;
+  claim.task_id = t.id;
+  claim.status = ResultStatus::pending;
+  claim.started_at = run.started_at;
+  claim.worker_id = worker_id;
+  claim.metadata["message"] = run.lease.stream_sequence();
+  claim.metadata["attempts"] = t.retry_count + 1;
+  return claim;
+}
+
+asio::awaitable<Worker::Impl::Claim> Worker::Impl::claim_run(std::shared_ptr<detail::WorkerRun> run) {
+  const Task& t = run->lease.task();
+  auto& results = backend.result_store();
+  const TaskResult claim = claim_of(*run, options.worker_id);
+  for (int round = 0; round < 3; ++round) {
+    std::optional<std::uint64_t> created;
+    auto create = [&]() -> asio::awaitable<void> { created = co_await results.create(claim); };
+    co_await persist("claiming", t.id, std::move(create));
+    if (created) {
+      run->claim_revision = *created;
+      co_return Claim::run;
+    }
+    std::optional<ResultRecord> stored;
+    auto read = [&]() -> asio::awaitable<void> { stored = co_await results.get_record(t.id); };
+    co_await persist("reading the claim", t.id, std::move(read));
+    if (!stored) continue;  // deleted meanwhile: claim again
+    if (stored->result.status != ResultStatus::pending) co_return Claim::done;
+    const auto& meta = stored->result.metadata;
+    const bool same_message = meta.value("message", std::uint64_t{0}) == run->lease.stream_sequence();
+    const bool later_attempt = meta.value("attempts", 0) < t.retry_count + 1;
+    // Another delivery of this message (its worker died or lost the lease), or the next
+    // attempt after a failed one: take the claim over. Anything else is a duplicate of a
+    // task that runs elsewhere now, or will run from its own message.
+    if (!same_message && !later_attempt) co_return Claim::duplicate;
+    std::optional<std::uint64_t> taken;
+    auto take = [&]() -> asio::awaitable<void> { taken = co_await results.update(claim, stored->revision); };
+    co_await persist("taking over the claim", t.id, std::move(take));
+    if (!taken) co_return Claim::duplicate;  // someone else took it over first
+    run->claim_revision = *taken;
+    co_return Claim::run;
+  }
+  co_return Claim::duplicate;
+}
+
+asio::awaitable<bool> Worker::Impl::store_result(detail::WorkerRun& run, const TaskResult& result) {
+  auto& results = backend.result_store();
+  if (run.claim_revision == 0) {
+    co_await results.set(result);
+    co_return true;
+  }
+  const auto stored = co_await results.update(result, run.claim_revision);
+  if (!stored) {
+    log().warn("omniq: worker {}: task {} was taken over by another worker (this run's lease had expired); its "
+               "outcome here is dropped",
+               options.worker_id, result.task_id);
+    co_return false;
+  }
+  run.claim_revision = *stored;
+  co_return true;
+}
+
+asio::awaitable<std::string> Worker::Impl::dependencies_state(const Task& task) {
+  auto& results = backend.result_store();
+  for (const auto& dep : task.dependencies) {
+    std::optional<TaskResult> r = co_await results.get(dep);
+    if (!r || r->status == ResultStatus::pending) co_return "wait";
+    if (r->status != ResultStatus::success)
+      co_return "dependency " + dep + " ended " + std::string(to_string(r->status)) +
+          (r->error ? ": " + *r->error : std::string());
+  }
+  co_return "met";
+}
+
+asio::awaitable<bool> Worker::Impl::store_outcome(std::shared_ptr<detail::WorkerRun> run, const TaskResult& result,
+                                                  const TaskEvent& event, const std::optional<Task>& state) {
+  // In parallel; what succeeded is not repeated when a retry follows a partial failure.
+  bool result_done = false, event_done = false, state_done = !state, kept = true;
+  auto put_result = [&]() -> asio::awaitable<void> {
+    if (result_done) co_return;
+    kept = co_await store_result(*run, result);
+    result_done = true;
+  };
+  auto put_event = [&]() -> asio::awaitable<void> {
+    if (event_done) co_return;
+    co_await backend.event_log().log_event(event);
+    event_done = true;
+  };
+  auto put_state = [&]() -> asio::awaitable<void> {
+    if (state_done) co_return;
+    detail::KvBucket bucket(backend.connection(), backend.config().task_state_bucket.name);
+    co_await bucket.put(state->id, encode(*state));
+    state_done = true;
+  };
+  auto store = [&]() -> asio::awaitable<void> {
+    auto a = put_result();
+    auto b = put_event();
+    auto c = put_state();
+    using namespace asio::experimental::awaitable_operators;
+    co_await (std::move(a) && std::move(b) && std::move(c));
+  };
+  co_await persist("storing the outcome", result.task_id, std::move(store));
+  co_return kept;
+}
+
+asio::awaitable<void> Worker::Impl::settle_cancelled(std::shared_ptr<detail::WorkerRun> run, bool ran) {
+  const Task& t = run->lease.task();
+  TaskResult result{.task_id = t.id, .status = ResultStatus::cancelled, .worker_id = options.worker_id};
+  result.started_at = run->started_at;
+  result.completed_at = now();
+  result.metadata["message"] = run->lease.stream_sequence();
+  if (ran) result.error = "cancelled while running";
+  TaskEvent event = events::cancelled(t.id);
+  event.worker_id = options.worker_id;
+  event.queue_name = t.queue_name;
+  std::optional<Task> no_state;
+  if (!co_await store_outcome(run, result, event, no_state)) co_return;
+  auto ack = [&]() -> asio::awaitable<void> { co_await run->lease.ack_unconfirmed(); };
+  co_await persist("acknowledging", t.id, std::move(ack));
+  ++counters.cancelled;
+}
+
+asio::awaitable<void> Worker::Impl::settle_failure(std::shared_ptr<detail::WorkerRun> run, Failure failure,
+                                                   std::string dead_letter_reason) {
+  const Task& t = run->lease.task();
+  TaskResult result = TaskResult::failure(t.id, failure.type, failure.message);
+  result.worker_id = options.worker_id;
+  result.started_at = run->started_at;
+  result.execution_time = std::chrono::duration_cast<Duration>(*result.completed_at - run->started_at);
+  result.metadata["message"] = run->lease.stream_sequence();
+  result.metadata["attempts"] = t.retry_count + 1;
+  TaskEvent event = events::failed(t.id, failure.type, failure.message);
+  event.worker_id = options.worker_id;
+  event.queue_name = t.queue_name;
+  Task state = t;
+  state.status = TaskStatus::failed;
+  std::optional<Task> failed_state = state;
+  if (!co_await store_outcome(run, result, event, failed_state)) co_return;
+  auto letter = [&]() -> asio::awaitable<void> { co_await run->lease.dead_letter(dead_letter_reason); };
+  co_await persist("dead-lettering", t.id, std::move(letter));
+  ++counters.failed;
+  ++counters.dead_lettered;
+}
+
+asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> run) {
+  const Task& t = run->lease.task();
+  ++counters.received;
+
+  if (cancelled_ids.count(t.id)) {
+    co_await settle_cancelled(run, false);
+    co_return;
+  }
+  // The handlers are fixed once the worker runs: no lock needed to read them.
+  const auto found = handlers.find(t.func);
+  if (found == handlers.end()) {
+    std::string known;
+    {
+      std::lock_guard lock(handlers_mu);
+      for (const auto& [name, h] : handlers) known += (known.empty() ? "" : ", ") + name;
+    }
+    const std::string message = "no handler for function \"" + t.func + "\" on worker " + options.worker_id +
+                                " (registered: " + (known.empty() ? "none" : known) + ")";
+    // Named, not temporaries inside co_await: g++ 12 destroys those twice.
+    Failure failure{"unknown_function", message, false};
+    std::string reason = "unknown function: " + message;
+    co_await settle_failure(run, std::move(failure), std::move(reason));
+    co_return;
+  }
+
+  if (!t.dependencies.empty()) {
+    const std::string state = co_await dependencies_state(t);
+    if (state == "wait") {
+      auto defer = [&]() -> asio::awaitable<void> { co_await run->lease.defer(options.dependency_poll); };
+      co_await persist("deferring until dependencies complete", t.id, std::move(defer));
+      ++counters.deferred;
+      co_return;
+    }
+    if (state != "met") {
+      Failure failure{"dependency_failed", state, false};
+      std::string reason = "dependency failed: " + state;
+      co_await settle_failure(run, std::move(failure), std::move(reason));
+      co_return;
+    }
+  }
+
+  // The claim: a pending result created only if the task has none, so a task id runs once
+  // however often it was enqueued or delivered.
+  run->started_at = now();
+  const Claim claim = co_await claim_run(run);
+  if (claim == Claim::done || claim == Claim::duplicate) {
+    auto ack = [&]() -> asio::awaitable<void> { co_await run->lease.ack_unconfirmed(); };
+    co_await persist("acknowledging", t.id, std::move(ack));
+    ++(claim == Claim::done ? counters.already_done : counters.duplicates);
+    co_return;
+  }
+
+  // Running: the heartbeat keeps the lease while the handler works.
+  run->last_signal = Steady::now();
+  active.insert(run);
+  ++counters.running;
+  {
+    std::vector<TaskEvent> starting{events::dequeued(t.id, t.queue_name, options.worker_id),
+                                    events::executing(t.id, options.worker_id)};
+    for (auto& e : starting) e.queue_name = t.queue_name;
+    starting.back().details["attempt"] = t.retry_count + 1;
+    // Logged while the handler starts; awaited before the outcome is stored, so the events
+    // stay in order. A failure is not fatal to the task: the outcome is what must be stored.
+    run->start_logged.emplace(strand, Steady::time_point::max());
+    auto logged = [run, self = shared_from_this()](std::exception_ptr e) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& x) {
+          self->log().warn("omniq: worker {}: logging the start of task {}: {}", self->options.worker_id,
+                           run->lease.task().id, x.what());
+        }
+      }
+      run->start_pending = false;
+      run->start_logged->cancel();
+    };
+    run->start_pending = true;
+    asio::co_spawn(strand, backend.event_log().log_events(std::move(starting)), std::move(logged));
+  }
+  co_await execute(run, found->second);
+  if (run->start_pending) co_await run->start_logged->async_wait(asio::as_tuple(use_awaitable));
+  active.erase(run);
+  --counters.running;
+
+  const StopReason why = run->reason.load();
+  if (why == StopReason::shutdown) {
+    // Past the shutdown grace period: hand it back for another worker; nothing is stored.
+    try {
+      co_await run->lease.nack();
+      ++counters.handed_back;
+    } catch (const Error& e) {
+      log().warn("omniq: worker {}: handing back task {}: {} (redelivered after ack_wait)", options.worker_id, t.id,
+                 e.what());
+    }
+    co_return;
+  }
+  if (why == StopReason::cancelled) {
+    co_await settle_cancelled(run, true);
+    co_return;
+  }
+
+  if (run->finished && !run->abandoned && !run->error && why == StopReason::none) {
+    TaskResult result = TaskResult::success(t.id, std::move(run->value));
+    result.worker_id = options.worker_id;
+    result.started_at = run->started_at;
+    result.execution_time = std::chrono::duration_cast<Duration>(*result.completed_at - run->started_at);
+    result.metadata["message"] = run->lease.stream_sequence();
+    result.metadata["attempts"] = t.retry_count + 1;
+    TaskEvent event = events::completed(t.id, *result.execution_time, options.worker_id);
+    event.queue_name = t.queue_name;
+    std::optional<Task> no_state;
+    if (!co_await store_outcome(run, result, event, no_state)) co_return;
+    // Acknowledged only now: the result and its event are stored.
+    auto ack = [&]() -> asio::awaitable<void> { co_await run->lease.ack_unconfirmed(); };
+    co_await persist("acknowledging", t.id, std::move(ack));
+    ++counters.completed;
+    co_return;
+  }
+
+  Failure failure;
+  if (why == StopReason::timeout) {
+    const auto limit = timeout_of(t).value_or(Duration::zero());
+    std::ostringstream text;
+    text << "task " << t.id << " ran longer than its timeout of " << std::chrono::duration<double>(limit).count()
+         << " s";
+    failure = {"timeout", text.str(), true};
+  } else if (run->error) {
+    failure = describe(run->error);
+  } else {
+    failure = {"abandoned", "the handler did not return", true};
+  }
+  if (failure.retryable && t.can_retry()) {
+    const Duration delay = jittered(t.retry_backoff());
+    TaskEvent event = events::retry(t.id, t.retry_count + 1, delay);
+    event.worker_id = options.worker_id;
+    event.queue_name = t.queue_name;
+    event.error_type = failure.type;
+    event.error_message = failure.message;
+    auto log_retry = [&]() -> asio::awaitable<void> { co_await backend.event_log().log_event(event); };
+    co_await persist("logging the retry", t.id, std::move(log_retry));
+    auto again = [&]() -> asio::awaitable<void> { co_await run->lease.retry(delay); };
+    co_await persist("enqueueing the retry", t.id, std::move(again));
+    ++counters.retried;
+    co_return;
+  }
+  const std::string reason = "failed after " + std::to_string(t.retry_count + 1) + " attempt(s): " + failure.type +
+                             ": " + failure.message;
+  co_await settle_failure(run, std::move(failure), reason);
+}
+
+asio::awaitable<void> Worker::Impl::heartbeat_loop() {
+  auto self = shared_from_this();
+  const Duration every = heartbeat();
+  asio::steady_timer timer(strand);
+  while (!done) {
+    timer.expires_after(std::max<Duration>(every / 2, 20ms));
+    co_await timer.async_wait(asio::as_tuple(use_awaitable));
+    const auto t = Steady::now();
+    const std::vector<std::shared_ptr<detail::WorkerRun>> running(active.begin(), active.end());
+    for (const auto& run : running) {
+      if (t - run->last_signal < every) continue;
+      run->last_signal = t;
+      try {
+        co_await run->lease.in_progress();
+      } catch (const Error& e) {
+        log().debug("omniq: worker {}: in-progress signal for task {}: {}", options.worker_id, run->lease.task().id,
+                    e.what());
+      }
+    }
+  }
+}
+
+// Follows the task-state bucket for cancellations: a cancelled task this process holds is
+// skipped, and a running one is asked to stop.
+asio::awaitable<void> Worker::Impl::cancellation_watch() {
+  auto self = shared_from_this();
+  auto& connection = backend.connection();
+  const std::string bucket = backend.config().task_state_bucket.name;
+  const std::string stream = "KV_" + bucket;
+  const std::string prefix = "$KV." + bucket + ".";
+  std::string reader;
+  std::uint64_t last = 0;
+  auto pause = 50ms;
+  while (!done) {
+    bool failed = false;
+    try {
+      if (reader.empty()) {
+        detail::ReaderOptions options{.stream = stream, .filter = prefix + ">"};
+        if (last == 0) options.from = detail::ReadFrom::new_only;
+        else {
+          options.from = detail::ReadFrom::start_sequence;
+          options.start_sequence = last + 1;
+        }
+        const detail::Reader created = co_await detail::create_reader(connection, std::move(options));
+        reader = created.name;
+        if (last == 0) last = created.start_after;
+      }
+      detail::FetchRequest pull{.stream = stream, .consumer = reader, .batch = 256, .no_wait = false, .expires = 1000ms};
+      std::vector<detail::JsMessage> got = co_await connection.async_fetch(std::move(pull), use_awaitable);
+      for (auto& m : got) {
+        last = std::max(last, m.stream_sequence);
+        if (m.data.empty()) continue;  // a delete marker
+        try {
+          const Task state = decode_task(m.data);
+          if (state.status != TaskStatus::cancelled) continue;
+          remember_cancelled(state.id);
+          for (const auto& run : active)
+            if (run->lease.task().id == state.id) run->interrupt(StopReason::cancelled, options.cancel_grace);
+        } catch (const Error&) {
+        }
+      }
+      pause = 50ms;
+    } catch (const Error& e) {
+      if (e.kind() == errc::closed) co_return;
+      if (e.kind() == errc::permission_denied) {
+        log().warn("omniq: worker {}: cannot follow task cancellations ({}); a task cancelled after this "
+                   "process prefetched it will still run",
+                   options.worker_id, e.what());
+        co_return;
+      }
+      failed = true;
+    }
+    if (failed && !done) {
+      reader.clear();  // a restart loses it: create it again from where it stood
+      asio::steady_timer timer(strand, pause);
+      co_await timer.async_wait(asio::as_tuple(use_awaitable));
+      pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+    }
+  }
+  if (!reader.empty()) co_await detail::delete_reader(connection, stream, reader);
+}
+
+asio::awaitable<void> Worker::Impl::serve() {
+  auto self = shared_from_this();
+  TaskQueue& tq = queue();
+  co_await tq.ensure();
+  co_await backend.result_store().ensure();
+  co_await backend.event_log().ensure();
+  tq.set_prefetch(options.concurrency);
+  {
+    std::lock_guard lock(handlers_mu);
+    bool any_blocking = false;
+    for (const auto& [name, h] : handlers) any_blocking = any_blocking || static_cast<bool>(h.blocking);
+    if (any_blocking)
+      pool = std::make_unique<asio::thread_pool>(options.blocking_threads ? options.blocking_threads
+                                                                          : options.concurrency);
+  }
+  std::string served;
+  for (const auto& q : options.queues) served += (served.empty() ? "" : ", ") + q;
+  log().info("omniq: worker {} serving {} with concurrency {}", options.worker_id, served, options.concurrency);
+  asio::co_spawn(strand, heartbeat_loop(), asio::detached);
+  asio::co_spawn(strand, cancellation_watch(), asio::detached);
+
+  auto pause = 50ms;
+  while (!stopping) {
+    if (in_flight >= options.concurrency) {
+      co_await wake->wait(std::chrono::duration_cast<std::chrono::milliseconds>(kFetchSlice));
+      continue;
+    }
+    std::vector<Lease> leases;
+    bool failed = false;
+    try {
+      leases = co_await tq.dequeue_batch(options.queues, options.concurrency - in_flight, kFetchSlice);
+      pause = 50ms;
+    } catch (const Error& e) {
+      if (e.kind() == errc::closed) break;
+      log().warn("omniq: worker {}: dequeue failed: {}", options.worker_id, e.what());
+      failed = true;
+    }
+    if (failed) {
+      asio::steady_timer timer(strand, pause);
+      co_await timer.async_wait(use_awaitable);
+      pause = std::min(pause * 2, std::chrono::milliseconds(2000));
+      continue;
+    }
+    for (auto& lease : leases) {
+      auto run = std::make_shared<detail::WorkerRun>(self, std::move(lease), strand);
+      ++in_flight;
+      auto finished = [self, run](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& x) {
+            self->log().error("omniq: worker {}: task {} left unsettled ({}); the server redelivers it after ack_wait",
+                              self->options.worker_id, run->lease.task().id, x.what());
+          }
+        }
+        --self->in_flight;
+        self->wake->ring();
+      };
+      asio::co_spawn(strand, process(run), std::move(finished));
+    }
+  }
+
+  // Graceful shutdown: nothing new; what this process prefetched goes back at once.
+  counters.handed_back += tq.hand_back(options.queues);
+  const auto until = Steady::now() + options.shutdown_timeout;
+  while (in_flight > 0 && Steady::now() < until) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Steady::now());
+    co_await wake->wait(std::clamp(left, 1ms, 100ms));
+  }
+  if (in_flight > 0) {
+    log().warn("omniq: worker {}: {} task(s) still running after the shutdown timeout; handing them back",
+               options.worker_id, active.size());
+    for (const auto& run : active) run->interrupt(StopReason::shutdown, Duration::zero());
+    while (in_flight > 0) co_await wake->wait(100ms);
+  }
+  done = true;
+  log().info("omniq: worker {} stopped", options.worker_id);
+}
+
+// ---- TaskContext -----------------------------------------------------------------------------
+
+const Task& TaskContext::task() const noexcept { return run_->lease.task(); }
+std::uint64_t TaskContext::delivery() const noexcept { return run_->lease.delivery(); }
+const std::string& TaskContext::worker_id() const noexcept { return run_->worker->options.worker_id; }
+bool TaskContext::cancelled() const noexcept { return run_->stop.stop_requested(); }
+StopReason TaskContext::stop_reason() const noexcept { return run_->reason.load(); }
+std::stop_token TaskContext::stop_token() const noexcept { return run_->stop.get_token(); }
+
+asio::awaitable<void> TaskContext::progress(double fraction, std::string message) {
+  auto run = run_->shared_from_this();
+  auto& worker = *run->worker;
+  co_await run->lease.in_progress();
+  run->last_signal = Steady::now();
+  TaskEvent event = events::executing(run->lease.task().id, worker.options.worker_id);
+  event.queue_name = run->lease.task().queue_name;
+  event.details = progress_details(fraction, message);
+  event.message = message.empty() ? std::optional<std::string>{} : std::optional<std::string>{message};
+  co_await worker.backend.event_log().log_event(std::move(event));
+}
+
+void TaskContext::report_progress(double fraction, std::string message) {
+  detail::run_blocking(run_->worker->strand, progress(fraction, std::move(message)), "TaskContext::report_progress");
+}
+
+// ---- Worker ----------------------------------------------------------------------------------
+
+Worker::Worker(NatsBackend& backend, WorkerOptions options) {
+  options.validate();
+  impl_ = std::make_shared<Impl>(backend, std::move(options));
+}
+
+Worker::~Worker() { stop(); }
+
+void Worker::handle(std::string name, Handler handler) {
+  if (!handler) throw_error(errc::invalid_argument, "worker.handle(\"" + name + "\"): the handler is empty");
+  Impl::Entry entry;
+  entry.coroutine = std::move(handler);
+  if (name.empty()) throw_error(errc::invalid_argument, "worker.handle: the function name is empty");
+  if (impl_->started) throw_error(errc::invalid_argument, "worker.handle(\"" + name + "\"): the worker already runs");
+  std::lock_guard lock(impl_->handlers_mu);
+  if (!impl_->handlers.emplace(name, std::move(entry)).second)
+    throw_error(errc::invalid_argument, "worker.handle: \"" + name + "\" is already registered");
+}
+
+void Worker::handle_blocking(std::string name, BlockingHandler handler) {
+  if (!handler) throw_error(errc::invalid_argument, "worker.handle_blocking(\"" + name + "\"): the handler is empty");
+  Impl::Entry entry;
+  entry.blocking = std::move(handler);
+  if (name.empty()) throw_error(errc::invalid_argument, "worker.handle_blocking: the function name is empty");
+  if (impl_->started)
+    throw_error(errc::invalid_argument, "worker.handle_blocking(\"" + name + "\"): the worker already runs");
+  std::lock_guard lock(impl_->handlers_mu);
+  if (!impl_->handlers.emplace(name, std::move(entry)).second)
+    throw_error(errc::invalid_argument, "worker.handle_blocking: \"" + name + "\" is already registered");
+}
+
+asio::awaitable<void> Worker::run() {
+  if (impl_->started.exchange(true)) throw_error(errc::invalid_argument, "worker.run: the worker already ran");
+  auto impl = impl_;
+  co_await asio::co_spawn(impl->strand, impl->serve(), use_awaitable);
+}
+
+void Worker::run_sync() { detail::run_blocking(impl_->backend.get_executor(), run(), "Worker::run"); }
+
+void Worker::run_until_signal() {
+  asio::signal_set signals(impl_->backend.get_executor(), SIGINT, SIGTERM);
+  signals.async_wait([impl = impl_](boost::system::error_code ec, int signal) {
+    if (ec) return;
+    impl->log().info("omniq: worker {} received signal {}; shutting down", impl->options.worker_id, signal);
+    impl->stopping = true;
+    impl->wake->ring();
+  });
+  run_sync();
+  signals.cancel();
+}
+
+void Worker::stop() noexcept {
+  impl_->stopping = true;
+  impl_->wake->ring();
+}
+
+WorkerStats Worker::stats() const {
+  const auto& c = impl_->counters;
+  return WorkerStats{.received = c.received,
+                     .completed = c.completed,
+                     .retried = c.retried,
+                     .failed = c.failed,
+                     .dead_lettered = c.dead_lettered,
+                     .cancelled = c.cancelled,
+                     .deferred = c.deferred,
+                     .already_done = c.already_done,
+                     .duplicates = c.duplicates,
+                     .handed_back = c.handed_back,
+                     .running = c.running};
+}
+
+const std::string& Worker::id() const noexcept { return impl_->options.worker_id; }
+
+}  // namespace omniq
