@@ -17,6 +17,7 @@
 #include "omniq/detail/jetstream.hpp"
 #include "omniq/detail/kv.hpp"
 #include "omniq/detail/layout.hpp"
+#include "omniq/event_log.hpp"
 #include "omniq/result_store.hpp"
 #include "omniq/error.hpp"
 #include "omniq/validation.hpp"
@@ -662,6 +663,14 @@ asio::awaitable<std::optional<Lease>> TaskQueue::admit(JsMessage m) {
   }
   if (task->is_expired(now())) {
     co_await mark(*task, TaskStatus::expired);
+    // The lifecycle's end for a task that never ran: best effort, the state above is the record.
+    TaskEvent event = events::expired(task->id);
+    event.queue_name = task->queue_name;
+    try {
+      co_await backend_.event_log().log_event(std::move(event));
+    } catch (const Error& e) {
+      backend_.log().warn("omniq: logging the expiry of task {}: {}", task->id, e.what());
+    }
     co_await settle(m.reply, "+ACK");
     co_return std::nullopt;
   }

@@ -536,3 +536,24 @@ TEST_CASE("worker options and registrations are checked", "[worker]") {
   auto [k5, m5] = kind([&] { w.handle("", h); });
   CHECK(k5 == errc::invalid_argument);
 }
+
+TEST_CASE("a task past its expiry is not run: its state says expired and an expired event is logged", "[worker]") {
+  Fixture f;
+  Worker worker(*f.backend);
+  std::atomic<int> runs{0};
+  worker.handle("late", [&](TaskContext&, const json&, const json&) -> asio::awaitable<json> {
+    ++runs;
+    co_return nullptr;
+  });
+  Task t = task("late");
+  t.ttl = 200ms;
+  const std::string id = f.q().enqueue(t);
+  const std::string fresh = f.q().enqueue(task("late"));
+  std::this_thread::sleep_for(400ms);  // expired before any worker takes it
+  Running running(worker);
+  CHECK(f.result_of(fresh).status == ResultStatus::success);
+  REQUIRE(wait_until([&] { return f.count_events(id, EventType::expired) == 1; }, 10s));
+  CHECK(runs == 1);  // only the fresh one
+  CHECK(f.q().get_task(id)->task.status == TaskStatus::expired);
+  CHECK(f.q().get_queue_size("default") == 0);
+}
