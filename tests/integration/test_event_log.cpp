@@ -278,7 +278,7 @@ TEST_CASE("a batch with one bad event stores nothing and names the event", "[eve
   CHECK(log.info().messages == 0);
 }
 
-TEST_CASE("a malformed message on an event subject is skipped with a warning; queries and followers go on",
+TEST_CASE("a malformed message on an event subject is skipped with a warning, queries and followers go on",
           "[event_log][bad_input]") {
   Fixture f;
   auto& log = f.log();
@@ -411,7 +411,7 @@ TEST_CASE("a follower whose consumer disappeared resumes after the last event it
   CHECK_FALSE(follower.next(100ms));
 }
 
-TEST_CASE("closing a follower removes its consumer; next() after close is an error", "[event_log][follow]") {
+TEST_CASE("closing a follower removes its consumer, next() after close is an error", "[event_log][follow]") {
   Fixture f;
   auto& log = f.log();
   auto follower = log.follow();

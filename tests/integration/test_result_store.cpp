@@ -119,7 +119,7 @@ TEST_CASE("wait_for_result wakes when the result arrives and times out when none
   }
 }
 
-TEST_CASE("bad result input is refused clearly; a corrupt value from another client is skipped",
+TEST_CASE("bad result input is refused clearly, a corrupt value from another client is skipped",
           "[result_store][bad_input]") {
   Fixture f([](Config& c) { c.results_bucket.max_value_size = 1024; });
   auto& store = f.results();

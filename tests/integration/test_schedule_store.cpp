@@ -92,7 +92,7 @@ TEST_CASE("two writers updating a schedule at the same revision: exactly one win
   CHECK(single_winner == 100);
 }
 
-TEST_CASE("ready schedules are the active ones that are due; pause and resume change that", "[schedule_store]") {
+TEST_CASE("ready schedules are the active ones that are due, pause and resume change that", "[schedule_store]") {
   Fixture f;
   auto& store = f.schedules();
   Schedule due = Schedule::from_timestamp(now() - 1s, "due");
@@ -123,7 +123,7 @@ TEST_CASE("ready schedules are the active ones that are due; pause and resume ch
   CHECK(f.backend->sync_event_log().get_events(std::nullopt, EventType::schedule_resumed).size() == 1);
 }
 
-TEST_CASE("bad schedule input gets clear errors; a corrupt value is skipped and the rest listed",
+TEST_CASE("bad schedule input gets clear errors, a corrupt value is skipped and the rest listed",
           "[schedule_store][bad_input]") {
   Fixture f([](Config& c) { c.schedules_bucket.max_value_size = 512; });
   auto& store = f.schedules();

@@ -116,7 +116,7 @@ TEST_CASE("after downtime, missed occurrences are fired once (fire_once) or skip
   CHECK(*ra->schedule.next_run > t0);
 }
 
-TEST_CASE("max_runs and one-shot timestamps end a schedule; a paused schedule does not fire", "[scheduler]") {
+TEST_CASE("max_runs and one-shot timestamps end a schedule, a paused schedule does not fire", "[scheduler]") {
   LocalServer server;
   NatsBackend backend(test::config_for(server));
   ConnectionScope scope(backend);

@@ -128,7 +128,7 @@ TEST_CASE("4 concurrent consumers drain 10 000 tasks: each delivered once, none 
   CHECK(checker.sync_task_queue().get_queue_size("default") == 0);
 }
 
-TEST_CASE("a task not acked is redelivered after ack_wait; in_progress holds it; nack(delay) delays it",
+TEST_CASE("a task not acked is redelivered after ack_wait, in_progress holds it, nack(delay) delays it",
           "[task_queue][lease]") {
   Fixture f([](Config& c) { c.ack_wait = 1000ms; });
   auto& q = f.q();
@@ -179,7 +179,7 @@ TEST_CASE("a task not acked is redelivered after ack_wait; in_progress holds it;
   }
 }
 
-TEST_CASE("higher priority tasks waiting in a queue are served first; earlier queues drain first",
+TEST_CASE("higher priority tasks waiting in a queue are served first, earlier queues drain first",
           "[task_queue][priority]") {
   Fixture f;
   auto& q = f.q();
@@ -226,7 +226,7 @@ TEST_CASE("a delayed task is not delivered before run_at and is delivered after"
   CHECK(q.get_queue_size("default") == 0);
 }
 
-TEST_CASE("an expired task is not executed; it is marked expired", "[task_queue][expiry]") {
+TEST_CASE("an expired task is not executed, it is marked expired", "[task_queue][expiry]") {
   Fixture f;
   auto& q = f.q();
   Task t = make_task();
@@ -421,7 +421,7 @@ TEST_CASE("bad names are refused before any network call", "[task_queue][bad_inp
   }
 }
 
-TEST_CASE("a task over max_payload is refused naming the limit; a batch with one bad task stores nothing",
+TEST_CASE("a task over max_payload is refused naming the limit, a batch with one bad task stores nothing",
           "[task_queue][bad_input]") {
   Fixture f;
   auto& q = f.q();

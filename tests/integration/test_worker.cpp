@@ -390,7 +390,7 @@ TEST_CASE("a redelivery of a task whose outcome is already stored is acked witho
   CHECK(f.q().get_queue_size("default") == 0);
 }
 
-TEST_CASE("a task waits for its dependencies and runs once they completed; a failed dependency fails it",
+TEST_CASE("a task waits for its dependencies and runs once they completed, a failed dependency fails it",
           "[worker]") {
   Fixture f;
   Worker worker(*f.backend, WorkerOptions{.concurrency = 4, .dependency_poll = 200ms});

@@ -276,7 +276,7 @@ TEST_CASE("waits and followers go on across a server restart: no missed update, 
   CHECK(s.fleet.stop_all());
 }
 
-TEST_CASE("client reconnect: the server is down 10 s; operations fail clearly or complete, nothing is lost",
+TEST_CASE("client reconnect: the server is down 10 s, operations fail clearly or complete, nothing is lost",
           "[reliability]") {
   Single s;
   s.q().ensure();  // the streams exist before the outage

@@ -86,7 +86,7 @@ TEST_CASE("each cron field selects the next matching minute strictly after the g
   });
 }
 
-TEST_CASE("\"0 */5 * * *\" fires at minute 0 of every fifth hour, not every five minutes",
+TEST_CASE("the cron 0 */5 * * * fires at minute 0 of every fifth hour, not every five minutes",
           "[cron]") {
   const auto cron = CronExpression::parse("0 */5 * * *");
   std::optional<omniq::Timestamp> t = parse_timestamp("2027-01-06T00:00:00Z");
