@@ -184,8 +184,8 @@ class Cluster {
   std::size_t index_of(const std::string& name) const { return static_cast<std::size_t>(std::stoi(name.substr(1)) - 1); }
 
   // The current leader of a stream, or of a consumer when `consumer` is given ("" if none yet),
-  // asked through any live node.
-  std::string leader(const std::string& stream, const std::string& consumer = {}) {
+  // asked through any live node, each given `patience` to answer.
+  std::string leader(const std::string& stream, const std::string& consumer = {}, Duration patience = 2s) {
     for (auto& n : nodes_) {
       if (!n->running()) continue;
       natsConnection* nc = nullptr;
@@ -194,7 +194,8 @@ class Cluster {
                                                    : "$JS.API.CONSUMER.INFO." + stream + "." + consumer;
       natsMsg* reply = nullptr;
       std::string leader;
-      if (natsConnection_RequestString(&reply, nc, subject.c_str(), "", 2000) == NATS_OK) {
+      const auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(patience).count();
+      if (natsConnection_RequestString(&reply, nc, subject.c_str(), "", wait_ms) == NATS_OK) {
         const auto j = nlohmann::json::parse(std::string(natsMsg_GetData(reply), natsMsg_GetDataLength(reply)),
                                              nullptr, false);
         if (j.is_object() && j.contains("cluster") && j["cluster"].contains("leader"))
