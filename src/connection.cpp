@@ -772,16 +772,14 @@ std::uint64_t HandleLease::unmatched_violations() const {
   return state_->unmatched_violations;
 }
 
-void HandleLease::throw_if_denied_since(std::uint64_t seen, const std::exception& failure) const {
-  const auto* error = dynamic_cast<const Error*>(&failure);
-  if (error == nullptr || error->kind() != errc::timeout) return;
+void HandleLease::throw_if_denied_since(std::uint64_t seen, const Error& timeout) const {
   std::string why;
   {
     std::lock_guard lock(state_->mu);
     if (state_->unmatched_violations == seen) return;
     why = state_->last_unmatched_violation;
   }
-  throw_error(errc::permission_denied, std::string(failure.what()) + ", because " + why);
+  throw_error(errc::permission_denied, std::string(timeout.what()) + ", because " + why);
 }
 
 void Connection::start_request(Request request, ReplyHandler handler) {

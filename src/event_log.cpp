@@ -133,6 +133,7 @@ bool retry_can_fix(const std::exception_ptr& error) {
 // ---- EventLog --------------------------------------------------------------------------------
 
 asio::awaitable<void> EventLog::ensure() {
+  if (provisioned_.done()) co_return;
   auto create = [spec = detail::events_stream_spec(backend_.config())](natsConnection*, jsCtx* js) {
     detail::ensure_stream(js, spec);
   };

@@ -75,7 +75,7 @@ asio::awaitable<std::vector<KvEntry>> KvBucket::list(std::string key_filter) {
 }
 
 asio::awaitable<std::optional<KvEntry>> KvBucket::wait_for(std::string key, Duration timeout,
-                                                           std::uint64_t after_revision) {
+                                                           std::function<bool(const KvEntry&)> accept) {
   using SteadyClock = std::chrono::steady_clock;
   const auto deadline = SteadyClock::now() + timeout;
   const std::string watched = subject(key);
@@ -88,10 +88,6 @@ asio::awaitable<std::optional<KvEntry>> KvBucket::wait_for(std::string key, Dura
       if (consumer.empty()) {
         // The key's last value, then every change.
         ReaderOptions watch{.stream = stream_, .filter = watched, .from = ReadFrom::last_per_subject};
-        if (after_revision > 0) {
-          watch.from = ReadFrom::start_sequence;
-          watch.start_sequence = after_revision + 1;
-        }
         const Reader reader = co_await create_reader(connection_, std::move(watch));
         consumer = reader.name;
       }
@@ -100,8 +96,11 @@ asio::awaitable<std::optional<KvEntry>> KvBucket::wait_for(std::string key, Dura
       FetchRequest pull{.stream = stream_, .consumer = consumer, .batch = 1, .no_wait = false,
                         .expires = std::min(left, std::chrono::milliseconds(5000))};
       auto got = co_await connection_.async_fetch(std::move(pull), asio::use_awaitable);
-      for (auto& m : got)
-        if (!is_marker(m.headers)) found = KvEntry{key, std::move(m.data), m.stream_sequence};
+      for (auto& m : got) {
+        if (is_marker(m.headers)) continue;
+        KvEntry entry{key, std::move(m.data), m.stream_sequence};
+        if (!accept || accept(entry)) found = std::move(entry);
+      }
     } catch (const Error& e) {
       // A restart loses the in-memory consumer and fails pulls while reconnecting: start over
       // from the key's last value, which is where the lost consumer stood. A refusal (closed,

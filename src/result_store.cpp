@@ -15,20 +15,16 @@ detail::KvBucket bucket_of(NatsBackend& backend) {
 // A stored result, or decode_error naming its key: any client allowed to publish on the
 // bucket's subjects may have put something else there.
 TaskResult decode_stored(const NatsBackend& backend, const detail::KvEntry& entry) {
-  std::string problem;
-  try {
-    TaskResult result = decode_result(entry.value);
-    if (result.task_id == entry.key) return result;
-    problem = "it holds the result of task " + result.task_id;
-  } catch (const Error& e) {
-    problem = e.what();
-  }
-  throw_error(errc::decode_error, "result " + entry.key + " in bucket " + backend.config().results_bucket.name +
-                                      " cannot be read: " + problem);
+  return detail::decode_entry(entry, "result", backend.config().results_bucket.name, [&](std::string_view text) {
+    TaskResult result = decode_result(text);
+    if (result.task_id != entry.key) throw_error(errc::decode_error, "it holds the result of task " + result.task_id);
+    return result;
+  });
 }
 }  // namespace
 
 asio::awaitable<void> ResultStore::ensure() {
+  if (provisioned_.done()) co_return;
   co_await detail::ensure_bucket_once(provisioned_, backend_.connection(), backend_.config().results_bucket);
 }
 
@@ -76,14 +72,10 @@ asio::awaitable<std::optional<ResultRecord>> ResultStore::get_record(std::string
 }
 
 asio::awaitable<std::optional<TaskResult>> ResultStore::get(std::string task_id) {
-  validate_token("task_id", task_id);
-  co_await ensure();
-  auto bucket = bucket_of(backend_);
-  auto entry = co_await bucket.get(task_id);
-  if (!entry) co_return std::nullopt;
-  TaskResult result = decode_stored(backend_, *entry);
-  if (result.is_expired(now())) co_return std::nullopt;  // the result's own ttl, before the bucket's
-  co_return result;
+  auto record = co_await get_record(std::move(task_id));
+  // The result's own ttl, before the bucket's.
+  if (!record || record->result.is_expired(now())) co_return std::nullopt;
+  co_return std::move(record->result);
 }
 
 asio::awaitable<bool> ResultStore::delete_result(std::string task_id) {
@@ -139,17 +131,18 @@ asio::awaitable<std::optional<TaskResult>> ResultStore::wait_for_result(std::str
   validate_token("task_id", task_id);
   co_await ensure();
   auto bucket = bucket_of(backend_);
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  std::uint64_t after = 0;
-  for (;;) {
-    const auto left = std::chrono::duration_cast<Duration>(deadline - std::chrono::steady_clock::now());
-    if (left <= Duration::zero()) co_return std::nullopt;
-    auto entry = co_await bucket.wait_for(task_id, left, after);
-    if (!entry) co_return std::nullopt;
-    TaskResult result = decode_stored(backend_, *entry);
-    if (result.status != ResultStatus::pending) co_return result;
-    after = entry->revision;  // claimed by a worker: wait for what it stores next
-  }
+  // A pending result is a worker's claim: the watch goes on to what it stores next. A value
+  // that cannot be read ends the wait, and decode_stored below says why.
+  std::function<bool(const detail::KvEntry&)> is_final = [this](const detail::KvEntry& entry) {
+    try {
+      return decode_stored(backend_, entry).status != ResultStatus::pending;
+    } catch (const Error&) {
+      return true;
+    }
+  };
+  auto entry = co_await bucket.wait_for(task_id, timeout, std::move(is_final));
+  if (!entry) co_return std::nullopt;
+  co_return decode_stored(backend_, *entry);
 }
 
 }  // namespace omniq

@@ -21,24 +21,17 @@ constexpr int kChangeAttempts = 10;  // compare-and-swap retries of pause / resu
 // invalid cron expression, an id that is not its key): a scheduler would enqueue its task on
 // every tick and never advance it, so such a value is refused like one that does not decode.
 Schedule decode_stored(const NatsBackend& backend, const detail::KvEntry& entry) {
-  std::string problem;
-  try {
-    Schedule schedule = decode_schedule(entry.value);
-    if (schedule.id != entry.key) {
-      problem = "it holds schedule " + schedule.id;
-    } else {
-      schedule.validate();
-      return schedule;
-    }
-  } catch (const Error& e) {
-    problem = e.what();
-  }
-  throw_error(errc::decode_error, "schedule " + entry.key + " in bucket " + backend.config().schedules_bucket.name +
-                                      " cannot be read: " + problem);
+  return detail::decode_entry(entry, "schedule", backend.config().schedules_bucket.name, [&](std::string_view text) {
+    Schedule schedule = decode_schedule(text);
+    if (schedule.id != entry.key) throw_error(errc::decode_error, "it holds schedule " + schedule.id);
+    schedule.validate();
+    return schedule;
+  });
 }
 }  // namespace
 
 asio::awaitable<void> ScheduleStore::ensure() {
+  if (provisioned_.done()) co_return;
   co_await detail::ensure_bucket_once(provisioned_, backend_.connection(), backend_.config().schedules_bucket);
 }
 

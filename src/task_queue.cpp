@@ -63,12 +63,8 @@ std::string nak_body(Duration delay) {
 // A task's recorded state, or decode_error naming its key (another client may have put
 // anything there).
 Task decode_state(const Config& c, const detail::KvEntry& entry) {
-  try {
-    return decode_task(entry.value);
-  } catch (const Error& e) {
-    throw_error(errc::decode_error, "task state " + entry.key + " in bucket " + c.task_state_bucket.name +
-                                        " cannot be read: " + e.what());
-  }
+  return detail::decode_entry(entry, "task state", c.task_state_bucket.name,
+                              [](std::string_view text) { return decode_task(text); });
 }
 
 // Any client allowed to publish dead letters may have put anything in the stream: what cannot
@@ -183,6 +179,7 @@ TaskQueue::TaskQueue(NatsBackend& backend)
       prefetch_(static_cast<std::size_t>(backend.config().prefetch)) {}
 
 asio::awaitable<void> TaskQueue::ensure() {
+  if (provisioned_.done()) co_return;
   const Config& c = backend_.config();
   auto create = [tasks = detail::tasks_stream_spec(c), dead_letters = detail::dead_letter_stream_spec(c),
                  state = c.task_state_bucket](natsConnection*, jsCtx* js) {

@@ -296,6 +296,12 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
   // another worker took the task over meanwhile (this run's lease had expired).
   asio::awaitable<bool> store_result(detail::WorkerRun& run, const TaskResult& result);
   asio::awaitable<void> settle_cancelled(std::shared_ptr<detail::WorkerRun> run, bool ran);
+  // `result` with what every result of this run carries: worker, start, execution time,
+  // and the message and attempt it came from (metadata "message", "attempts").
+  TaskResult stamped(TaskResult result, const detail::WorkerRun& run) const;
+  asio::awaitable<void> acknowledge(std::shared_ptr<detail::WorkerRun> run);
+  // `event` naming this worker and the task's queue.
+  TaskEvent tagged(TaskEvent event, const Task& task) const;
   // "met", "wait", or the reason a dependency can never be met.
   asio::awaitable<std::string> dependencies_state(const Task& task);
 };
@@ -356,22 +362,33 @@ asio::awaitable<void> Worker::Impl::execute(std::shared_ptr<detail::WorkerRun> r
   if (run->grace) run->grace->cancel();
 }
 
-TaskResult claim_of(const detail::WorkerRun& run, const std::string& worker_id) {
-  const Task& t = run.lease.task();
-  TaskResult claim;
-  claim.task_id = t.id;
-  claim.status = ResultStatus::pending;
-  claim.started_at = run.started_at;
-  claim.worker_id = worker_id;
-  claim.metadata["message"] = run.lease.stream_sequence();
-  claim.metadata["attempts"] = t.retry_count + 1;
-  return claim;
+// Acknowledged without waiting for the server: a lost ack only means a redelivery, which
+// the claim turns into an ack without a rerun.
+asio::awaitable<void> Worker::Impl::acknowledge(std::shared_ptr<detail::WorkerRun> run) {
+  auto ack = [&]() -> asio::awaitable<void> { co_await run->lease.ack_unconfirmed(); };
+  co_await persist("acknowledging", run->lease.task().id, std::move(ack));
+}
+
+TaskResult Worker::Impl::stamped(TaskResult result, const detail::WorkerRun& run) const {
+  result.worker_id = options.worker_id;
+  result.started_at = run.started_at;
+  if (result.completed_at)
+    result.execution_time = std::chrono::duration_cast<Duration>(*result.completed_at - run.started_at);
+  result.metadata["message"] = run.lease.stream_sequence();
+  result.metadata["attempts"] = run.lease.task().retry_count + 1;
+  return result;
+}
+
+TaskEvent Worker::Impl::tagged(TaskEvent event, const Task& task) const {
+  event.worker_id = options.worker_id;
+  event.queue_name = task.queue_name;
+  return event;
 }
 
 asio::awaitable<Worker::Impl::Claim> Worker::Impl::claim_run(std::shared_ptr<detail::WorkerRun> run) {
   const Task& t = run->lease.task();
   auto& results = backend.result_store();
-  const TaskResult claim = claim_of(*run, options.worker_id);
+  const TaskResult claim = stamped(TaskResult{.task_id = t.id, .status = ResultStatus::pending}, *run);
   for (int round = 0; round < 3; ++round) {
     std::optional<std::uint64_t> created;
     auto create = [&]() -> asio::awaitable<void> { created = co_await results.create(claim); };
@@ -464,33 +481,21 @@ asio::awaitable<bool> Worker::Impl::store_outcome(std::shared_ptr<detail::Worker
 
 asio::awaitable<void> Worker::Impl::settle_cancelled(std::shared_ptr<detail::WorkerRun> run, bool ran) {
   const Task& t = run->lease.task();
-  TaskResult result{.task_id = t.id, .status = ResultStatus::cancelled, .worker_id = options.worker_id};
-  result.started_at = run->started_at;
-  result.completed_at = now();
-  result.metadata["message"] = run->lease.stream_sequence();
-  if (ran) result.error = "cancelled while running";
-  TaskEvent event = events::cancelled(t.id);
-  event.worker_id = options.worker_id;
-  event.queue_name = t.queue_name;
+  TaskResult cancelled{.task_id = t.id, .status = ResultStatus::cancelled, .completed_at = now()};
+  if (ran) cancelled.error = "cancelled while running";
+  const TaskResult result = stamped(std::move(cancelled), *run);
+  const TaskEvent event = tagged(events::cancelled(t.id), t);
   std::optional<Task> no_state;
   if (!co_await store_outcome(run, result, event, no_state)) co_return;
-  auto ack = [&]() -> asio::awaitable<void> { co_await run->lease.ack_unconfirmed(); };
-  co_await persist("acknowledging", t.id, std::move(ack));
+  co_await acknowledge(run);
   ++counters.cancelled;
 }
 
 asio::awaitable<void> Worker::Impl::settle_failure(std::shared_ptr<detail::WorkerRun> run, Failure failure,
                                                    std::string dead_letter_reason) {
   const Task& t = run->lease.task();
-  TaskResult result = TaskResult::failure(t.id, failure.type, failure.message);
-  result.worker_id = options.worker_id;
-  result.started_at = run->started_at;
-  result.execution_time = std::chrono::duration_cast<Duration>(*result.completed_at - run->started_at);
-  result.metadata["message"] = run->lease.stream_sequence();
-  result.metadata["attempts"] = t.retry_count + 1;
-  TaskEvent event = events::failed(t.id, failure.type, failure.message);
-  event.worker_id = options.worker_id;
-  event.queue_name = t.queue_name;
+  const TaskResult result = stamped(TaskResult::failure(t.id, failure.type, failure.message), *run);
+  const TaskEvent event = tagged(events::failed(t.id, failure.type, failure.message), t);
   Task state = t;
   state.status = TaskStatus::failed;
   std::optional<Task> failed_state = state;
@@ -547,8 +552,7 @@ asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> r
   run->started_at = now();
   const Claim claim = co_await claim_run(run);
   if (claim == Claim::done || claim == Claim::duplicate) {
-    auto ack = [&]() -> asio::awaitable<void> { co_await run->lease.ack_unconfirmed(); };
-    co_await persist("acknowledging", t.id, std::move(ack));
+    co_await acknowledge(run);
     ++(claim == Claim::done ? counters.already_done : counters.duplicates);
     co_return;
   }
@@ -559,8 +563,7 @@ asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> r
   ++counters.running;
   {
     std::vector<TaskEvent> starting{events::dequeued(t.id, t.queue_name, options.worker_id),
-                                    events::executing(t.id, options.worker_id)};
-    for (auto& e : starting) e.queue_name = t.queue_name;
+                                    tagged(events::executing(t.id, options.worker_id), t)};
     starting.back().details["attempt"] = t.retry_count + 1;
     // Logged while the handler starts; awaited before the outcome is stored, so the events
     // stay in order. A failure is not fatal to the task: the outcome is what must be stored.
@@ -603,19 +606,12 @@ asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> r
   }
 
   if (run->finished && !run->abandoned && !run->error && why == StopReason::none) {
-    TaskResult result = TaskResult::success(t.id, std::move(run->value));
-    result.worker_id = options.worker_id;
-    result.started_at = run->started_at;
-    result.execution_time = std::chrono::duration_cast<Duration>(*result.completed_at - run->started_at);
-    result.metadata["message"] = run->lease.stream_sequence();
-    result.metadata["attempts"] = t.retry_count + 1;
-    TaskEvent event = events::completed(t.id, *result.execution_time, options.worker_id);
-    event.queue_name = t.queue_name;
+    const TaskResult result = stamped(TaskResult::success(t.id, std::move(run->value)), *run);
+    const TaskEvent event = tagged(events::completed(t.id, *result.execution_time, options.worker_id), t);
     std::optional<Task> no_state;
     if (!co_await store_outcome(run, result, event, no_state)) co_return;
     // Acknowledged only now: the result and its event are stored.
-    auto ack = [&]() -> asio::awaitable<void> { co_await run->lease.ack_unconfirmed(); };
-    co_await persist("acknowledging", t.id, std::move(ack));
+    co_await acknowledge(run);
     ++counters.completed;
     co_return;
   }
@@ -634,9 +630,7 @@ asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> r
   }
   if (failure.retryable && t.can_retry()) {
     const Duration delay = jittered(t.retry_backoff());
-    TaskEvent event = events::retry(t.id, t.retry_count + 1, delay);
-    event.worker_id = options.worker_id;
-    event.queue_name = t.queue_name;
+    TaskEvent event = tagged(events::retry(t.id, t.retry_count + 1, delay), t);
     event.error_type = failure.type;
     event.error_message = failure.message;
     auto log_retry = [&]() -> asio::awaitable<void> { co_await backend.event_log().log_event(event); };

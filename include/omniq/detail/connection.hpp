@@ -28,6 +28,7 @@
 #include "omniq/config.hpp"
 #include "omniq/detail/bridge.hpp"
 #include "omniq/detail/locked_shared_ptr.hpp"
+#include "omniq/error.hpp"
 
 // nats.c handle types, declared here so public headers do not include nats.h.
 typedef struct __natsConnection natsConnection;
@@ -120,7 +121,7 @@ class HandleLease {
   // timeout into errc::permission_denied when one arrived after `seen` (nats.c's own requests
   // only time out when the server refuses them).
   std::uint64_t unmatched_violations() const;
-  void throw_if_denied_since(std::uint64_t seen, const std::exception& failure) const;
+  void throw_if_denied_since(std::uint64_t seen, const Error& timeout) const;
 
  private:
   std::shared_ptr<ConnectionState> state_;
@@ -192,8 +193,8 @@ class Connection {
           const std::uint64_t seen = handles.unmatched_violations();
           try {
             return fn(handles.nats(), handles.js());
-          } catch (const std::exception& e) {
-            handles.throw_if_denied_since(seen, e);
+          } catch (const Error& e) {
+            if (e.kind() == errc::timeout) handles.throw_if_denied_since(seen, e);
             throw;
           }
         },

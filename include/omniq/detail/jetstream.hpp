@@ -120,7 +120,6 @@ asio::awaitable<std::optional<ConsumerState>> consumer_state(Connection& c, std:
 // itself after `inactive_threshold` without pulls: an abandoned reader costs nothing lasting.
 // Readers may overlap freely on limits streams (not on work-queue streams).
 
-// Where a reader starts in its stream.
 // Where a reader starts: every message, only new ones, the last one per subject (KV current
 // values), or from a time or sequence.
 enum class ReadFrom { all, new_only, last_per_subject, start_time, start_sequence };

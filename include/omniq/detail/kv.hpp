@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -25,6 +27,20 @@ struct KvEntry {
 // Throws payload_too_large when a value of `size` bytes is over the bucket's max_value_size
 // (when set, > 0) or else the server's max_payload; `what` names the value ("result of task x").
 void check_value_size(const std::string& what, std::size_t size, std::int64_t bucket_limit, std::int64_t server_limit);
+
+// Decodes a value read from a bucket with `decode(std::string_view)`, which throws
+// omniq::Error for what it cannot take; any such failure becomes errc::decode_error naming
+// the key and the bucket ("<what> <key> in bucket <bucket> cannot be read: ..."). Any client
+// allowed to publish on a bucket's subjects may have put anything there.
+template <class Decode>
+auto decode_entry(const KvEntry& entry, std::string_view what, std::string_view bucket, Decode&& decode) {
+  try {
+    return decode(std::string_view(entry.value));
+  } catch (const Error& e) {
+    throw_error(errc::decode_error, std::string(what) + " " + entry.key + " in bucket " + std::string(bucket) +
+                                        " cannot be read: " + e.what());
+  }
+}
 
 class KvBucket {
  public:
@@ -47,12 +63,13 @@ class KvBucket {
   asio::awaitable<void> erase(std::string key);
   // Every live key and value matching `key_filter` (NATS wildcards; ">" for all).
   asio::awaitable<std::vector<KvEntry>> list(std::string key_filter = ">");
-  // Waits for `key` to hold a value (returns at once if it does); nullopt after `timeout`.
-  // With `after_revision`, waits for a value stored after that revision instead.
-  // A watch: an ephemeral consumer on the key's subject, long-polled; it is recreated after
-  // a server restart or reconnect, starting from the key's last value (or just after
-  // `after_revision`), so no update is missed.
-  asio::awaitable<std::optional<KvEntry>> wait_for(std::string key, Duration timeout, std::uint64_t after_revision = 0);
+  // Waits for `key` to hold a value `accept` takes (any value when `accept` is empty; returns
+  // at once if the current one is taken); nullopt after `timeout`. `accept` must not throw.
+  // A watch: one ephemeral consumer on the key's subject, long-polled, delivering the key's
+  // last value and then every change; it is recreated after a server restart or reconnect,
+  // starting from the key's last value again, so no update is missed.
+  asio::awaitable<std::optional<KvEntry>> wait_for(std::string key, Duration timeout,
+                                                   std::function<bool(const KvEntry&)> accept = {});
 
  private:
   Connection& connection_;

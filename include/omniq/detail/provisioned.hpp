@@ -22,6 +22,10 @@ asio::awaitable<void> ensure_bucket_once(Provisioned& provisioned, Connection& c
 
 class Provisioned {
  public:
+  // True once creation succeeded: callers check it before building what `ensure` would need,
+  // since every operation of a part asks for its streams first.
+  bool done() const noexcept { return done_.load(std::memory_order_acquire); }
+
   // Runs `create(natsConnection*, jsCtx*)` on the blocking pool unless it already succeeded.
   // Concurrent first callers may both run it: creation is idempotent on the server.
   template <class F>
