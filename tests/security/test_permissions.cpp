@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <future>
+#include <map>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -22,6 +24,7 @@
 #include "omniq/schedule_store.hpp"
 #include "omniq/scheduler.hpp"
 #include "omniq/task_queue.hpp"
+#include "omniq/worker.hpp"
 #include "test_support.hpp"
 
 using namespace omniq;
@@ -285,6 +288,80 @@ TEST_CASE("baseline with least-privilege users: 2000 tasks, 2 workers, nothing l
   ConnectionScope scope(admin);
   CHECK(admin.sync_task_queue().get_queue_size("default") == 0);
   for (auto& w : workers) CHECK(w->log.count("may not") == 0);
+}
+
+TEST_CASE("baseline through the Worker with least-privilege users: 2000 tasks, 2 workers, a cancellation followed",
+          "[security][permissions]") {
+  SecuredServer s;
+  s.provision();
+  Session producer(s, kProducer);
+  std::vector<std::unique_ptr<Session>> sessions;
+  for (int i = 0; i < 2; ++i) sessions.push_back(std::make_unique<Session>(s, kWorker));
+
+  std::mutex mu;
+  std::multiset<std::string> executions;  // guarded by mu
+  std::atomic<bool> waiting{false};
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (std::size_t i = 0; i < sessions.size(); ++i) {
+    auto w = std::make_unique<Worker>(sessions[i]->backend,
+                                      WorkerOptions{.concurrency = 16, .worker_id = "w" + std::to_string(i + 1)});
+    w->handle("baseline", [&](TaskContext& ctx, const nlohmann::json&, const nlohmann::json&) -> asio::awaitable<nlohmann::json> {
+      std::lock_guard lock(mu);
+      executions.insert(ctx.task().id);
+      co_return 1;
+    });
+    // Runs until cancelled: only the worker's watch on the task-state bucket can stop it.
+    w->handle_blocking("wait", [&](TaskContext& ctx, const nlohmann::json&, const nlohmann::json&) -> nlohmann::json {
+      waiting = true;
+      const auto until = Steady::now() + 30s;
+      while (!ctx.cancelled() && Steady::now() < until) std::this_thread::sleep_for(5ms);
+      return nullptr;
+    });
+    workers.push_back(std::move(w));
+  }
+
+  constexpr std::size_t kTasks = 2000;
+  std::vector<Task> tasks;
+  for (std::size_t i = 0; i < kTasks; ++i) tasks.push_back(make_task("baseline"));
+  const std::string waiter = producer.backend.sync_task_queue().enqueue(make_task("wait"));
+  producer.backend.sync_task_queue().enqueue_batch(tasks);
+
+  std::vector<std::future<void>> running;
+  for (auto& w : workers) running.push_back(std::async(std::launch::async, [&w] { w->run_sync(); }));
+  NatsBackend admin(s.config(kAdmin));
+  ConnectionScope scope(admin);
+  const auto started = Steady::now();
+  while (!waiting && Steady::now() < started + 20s) std::this_thread::sleep_for(10ms);
+  REQUIRE(waiting);
+  std::this_thread::sleep_for(500ms);  // the workers' cancellation watches are up
+  CHECK(admin.sync_task_queue().cancel_task(waiter));  // cancelling is admin work
+  const auto cancelled = producer.backend.sync_result_store().wait_for_result(waiter, 20s);
+  const auto until = Steady::now() + 60s;
+  while (admin.sync_task_queue().get_queue_size("default") > 0 && Steady::now() < until)
+    std::this_thread::sleep_for(50ms);
+  for (auto& w : workers) w->stop();
+  for (auto& r : running) r.get();
+
+  REQUIRE(cancelled);
+  CHECK(cancelled->status == ResultStatus::cancelled);
+  std::map<std::string, TaskResult> stored;
+  for (auto& r : producer.backend.sync_result_store().list_results(std::nullopt, kTasks + 10))
+    stored.emplace(r.task_id, r);
+  std::size_t lost = 0;
+  for (const auto& t : tasks) {
+    const auto it = stored.find(t.id);
+    lost += it != stored.end() && it->second.status == ResultStatus::success ? 0 : 1;
+  }
+  const std::set<std::string> distinct(executions.begin(), executions.end());
+  CHECK(lost == 0);
+  CHECK(distinct.size() == kTasks);
+  CHECK(executions.size() - distinct.size() == 0);  // duplicates
+  CHECK(admin.sync_task_queue().get_queue_size("default") == 0);
+  for (auto& session : sessions) {
+    INFO(session->log.text());
+    CHECK(session->log.count("may not") == 0);
+    CHECK(session->log.count("cannot follow task cancellations") == 0);
+  }
 }
 
 TEST_CASE("an operation outside a role's permissions fails at once with permission_denied naming subject and user",
