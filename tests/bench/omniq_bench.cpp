@@ -21,11 +21,13 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/co_spawn.hpp>
@@ -119,12 +121,16 @@ std::vector<Task> make_tasks(std::size_t n) {
   return tasks;
 }
 
-// A message as omniq would publish it, for the raw side. Tasks carry their id as Nats-Msg-Id
-// (and Nats-Expected-Stream); KV puts and events are sent without headers, as omniq sends them.
+// A message as omniq would publish it, for the raw side, with the same headers: tasks carry
+// their id as Nats-Msg-Id and Nats-Expected-Stream; the worker's outcome events a Nats-Msg-Id;
+// KV creates and compare-and-set updates Nats-Expected-Last-Subject-Sequence; other KV puts and
+// events none.
 struct RawMessage {
   std::string subject;
-  std::string id;  // empty: no headers
+  std::string id;  // empty: no Nats-Msg-Id
   std::string data;
+  std::string expected_last_subject_sequence{};  // empty: no such header
+  bool expect_stream = false;                    // Nats-Expected-Stream: the client's stream
 };
 
 std::vector<RawMessage> as_raw(const omniq::Config& c, const std::vector<Task>& tasks) {
@@ -132,7 +138,7 @@ std::vector<RawMessage> as_raw(const omniq::Config& c, const std::vector<Task>& 
   out.reserve(tasks.size());
   for (const auto& t : tasks)
     out.push_back({omniq::detail::task_subject(c, t.queue_name, omniq::detail::band_for(t.priority), t.id), t.id,
-                   omniq::encode(t)});
+                   omniq::encode(t), "", true});
   return out;
 }
 
@@ -168,9 +174,12 @@ struct MsgList {
 // omniq does for the same scenario.
 class RawClient {
  public:
-  // send_asap: nats.c writes each publish at once instead of coalescing for up to 1 ms (omniq's
-  // default); the worker scenarios use it so a one-at-a-time raw loop is not held back.
-  RawClient(const std::string& url, std::string stream, bool send_asap = false) : stream_(std::move(stream)) {
+  // send_asap: nats.c writes each publish at once instead of coalescing for up to 1 ms, as
+  // omniq does by default; the worker scenarios use it so a one-at-a-time raw loop is not held
+  // back. record_sequences: keep the stream sequence of each async publish, by subject
+  // (sequence_of), for compare-and-set updates after a create.
+  RawClient(const std::string& url, std::string stream, bool send_asap = false, bool record_sequences = false)
+      : stream_(std::move(stream)) {
     natsOptions* opts = nullptr;
     check(natsOptions_Create(&opts), "connection options");
     std::unique_ptr<natsOptions, Deleter<natsOptions, natsOptions_Destroy>> options(opts);
@@ -183,8 +192,13 @@ class RawClient {
     check(jsOptions_Init(&o), "JetStream options");
     o.PublishAsync.MaxPending = kRawMaxPending;
     o.PublishAsync.StallWait = 10'000;  // a full window waits for acks rather than failing
-    o.PublishAsync.ErrHandler = &RawClient::on_publish_error;
-    o.PublishAsync.ErrHandlerClosure = this;
+    if (record_sequences) {
+      o.PublishAsync.AckHandler = &RawClient::on_publish_ack;
+      o.PublishAsync.AckHandlerClosure = this;
+    } else {
+      o.PublishAsync.ErrHandler = &RawClient::on_publish_error;
+      o.PublishAsync.ErrHandlerClosure = this;
+    }
     jsCtx* js = nullptr;
     check(natsConnection_JetStream(&js, nc_.get(), &o), "creating the JetStream context");
     js_.reset(js);
@@ -211,8 +225,19 @@ class RawClient {
     for (const auto& m : messages) {
       check_deadline(deadline, "raw async publish");
       jsPubOptions po = pub_options(m);
-      check(js_PublishAsync(js_.get(), m.subject.c_str(), m.data.data(), static_cast<int>(m.data.size()), &po),
-            "async publish on " + m.subject);
+      if (m.expected_last_subject_sequence.empty()) {
+        check(js_PublishAsync(js_.get(), m.subject.c_str(), m.data.data(), static_cast<int>(m.data.size()), &po),
+              "async publish on " + m.subject);
+        continue;
+      }
+      natsMsg* msg = nullptr;
+      check(natsMsg_Create(&msg, m.subject.c_str(), nullptr, m.data.data(), static_cast<int>(m.data.size())),
+            "message for " + m.subject);
+      natsStatus st = natsMsgHeader_Set(msg, "Nats-Expected-Last-Subject-Sequence",
+                                        m.expected_last_subject_sequence.c_str());
+      if (st == NATS_OK) st = js_PublishMsgAsync(js_.get(), &msg, &po);  // takes the message on success
+      natsMsg_Destroy(msg);
+      check(st, "async publish on " + m.subject);
     }
     jsPubOptions wait;
     check(jsPubOptions_Init(&wait), "publish options");
@@ -221,6 +246,14 @@ class RawClient {
     std::lock_guard lock(mu_);
     require(publish_errors_ == 0, "raw: " + std::to_string(publish_errors_) + " async publishes failed, first: " +
                                       first_publish_error_);
+  }
+
+  // The stream sequence of the last acknowledged async publish on `subject` (record_sequences).
+  std::uint64_t sequence_of(const std::string& subject) {
+    std::lock_guard lock(mu_);
+    const auto it = sequences_.find(subject);
+    require(it != sequences_.end(), "raw: no publish acknowledged on " + subject);
+    return it->second;
   }
 
   // One publish at a time, each waiting for its ack.
@@ -278,15 +311,23 @@ class RawClient {
 
  private:
   jsPubOptions pub_options(const RawMessage& m) const {
-    // The same headers omniq sends: Nats-Msg-Id and Nats-Expected-Stream for tasks, none for
-    // KV puts and events.
+    // The headers of RawMessage (the Nats-Expected-Last-Subject-Sequence header is set on
+    // the message itself, see publish_async).
     jsPubOptions po;
     check(jsPubOptions_Init(&po), "publish options");
-    if (!m.id.empty()) {
-      po.MsgId = m.id.c_str();
-      po.ExpectStream = stream_.c_str();
-    }
+    if (!m.id.empty()) po.MsgId = m.id.c_str();
+    if (m.expect_stream) po.ExpectStream = stream_.c_str();
     return po;
+  }
+
+  static void on_publish_ack(jsCtx* js, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+    auto* self = static_cast<RawClient*>(closure);
+    if (pae) on_publish_error(js, pae, closure);
+    if (pa) {
+      std::lock_guard lock(self->mu_);
+      self->sequences_[natsMsg_GetSubject(msg)] = pa->Sequence;
+    }
+    natsMsg_Destroy(msg);
   }
 
   static void on_publish_error(jsCtx*, jsPubAckErr* pae, void* closure) {
@@ -298,9 +339,10 @@ class RawClient {
   std::string stream_;
   ConnectionPtr nc_;
   JsPtr js_;
-  std::mutex mu_;  // the error handler runs on a nats.c thread
+  std::mutex mu_;  // the ack and error handlers run on a nats.c thread
   std::size_t publish_errors_ = 0;
   std::string first_publish_error_;
+  std::unordered_map<std::string, std::uint64_t> sequences_;
 };
 
 // ---- omniq ---------------------------------------------------------------------------------
@@ -912,9 +954,12 @@ double event_log_raw(Bench& b, std::size_t n) {
 // ---- the worker loop ----------------------------------------------------------------------------
 // worker_noop: tasks/s through the whole loop (dequeue, a no-op handler, result stored, events
 // dequeued/executing/completed logged, ack) by omniq's Worker, against raw nats.c doing the
-// same NATS work with the same number of tasks in flight: fetch up to `concurrency`, publish
-// their start events and wait for the acks, publish results and completion events and wait,
-// then ack each and flush.
+// same NATS work with the same number of tasks in flight: fetch up to `concurrency`, claim each
+// task (a KV create of its pending result, expected last subject sequence 0) and wait, publish
+// the start events and wait, publish the results (a KV update on the claim's sequence) and
+// completion events and wait, then ack each (plain publishes, as the Worker's acks; one flush
+// at the end). The claim is what makes a task id run once (docs/worker.md); "raw_no_claim" is
+// the same loop without it, printed for context.
 
 constexpr std::size_t kWorkerConcurrency = 64;
 
@@ -966,25 +1011,41 @@ std::vector<RawMessage> raw_start_events(const omniq::Config& c, const Task& t) 
           {c.events_subject + ".executing." + t.id, "", omniq::encode(executing)}};
 }
 
-std::vector<RawMessage> raw_outcome(const omniq::Config& c, const Task& t, std::uint64_t sequence) {
-  omniq::TaskResult r = omniq::TaskResult::success(t.id, nullptr);
+omniq::TaskResult raw_result(omniq::TaskResult r, std::uint64_t sequence) {
   r.worker_id = kWorker;
   r.started_at = omniq::now();
-  r.execution_time = std::chrono::microseconds(5);
   r.metadata["message"] = sequence;
   r.metadata["attempts"] = 1;
-  omniq::TaskEvent done = omniq::events::completed(t.id, *r.execution_time, kWorker);
-  done.queue_name = t.queue_name;
-  return {{"$KV." + c.results_bucket.name + "." + t.id, "", omniq::encode(r)},
-          {c.events_subject + ".completed." + t.id, "", omniq::encode(done)}};
+  return r;
 }
 
-double worker_raw(Bench& b, std::size_t n, std::size_t concurrency) {
+RawMessage raw_claim(const omniq::Config& c, const Task& t, std::uint64_t sequence) {
+  const omniq::TaskResult pending =
+      raw_result(omniq::TaskResult{.task_id = t.id, .status = omniq::ResultStatus::pending}, sequence);
+  return {"$KV." + c.results_bucket.name + "." + t.id, "", omniq::encode(pending), "0"};
+}
+
+// The result (a compare-and-set on the claim's revision when `claimed`) and the completed event.
+std::vector<RawMessage> raw_outcome(const omniq::Config& c, const Task& t, std::uint64_t sequence,
+                                    std::optional<std::uint64_t> claimed) {
+  omniq::TaskResult r = raw_result(omniq::TaskResult::success(t.id, nullptr), sequence);
+  r.execution_time = std::chrono::microseconds(5);
+  omniq::TaskEvent done = omniq::events::completed(t.id, *r.execution_time, kWorker);
+  done.queue_name = t.queue_name;
+  // The Worker records its outcome event's deduplication id in the result and sends it.
+  std::string dedup = "outcome-" + t.id + "-" + std::to_string(sequence) + "-" + std::to_string(claimed.value_or(0));
+  r.metadata["outcome_event"] = dedup;
+  return {{"$KV." + c.results_bucket.name + "." + t.id, "", omniq::encode(r),
+           claimed ? std::to_string(*claimed) : std::string()},
+          {c.events_subject + ".completed." + t.id, std::move(dedup), omniq::encode(done)}};
+}
+
+double worker_raw(Bench& b, std::size_t n, std::size_t concurrency, bool claim) {
   b.reset();
   b.raw.publish_async(b.raw_messages(n), b.deadline);
   b.expect_stored(n, "raw prefill");
   const auto& c = b.omniq.config();
-  RawClient raw(b.server.url(), c.tasks_stream.name, /*send_asap=*/true);
+  RawClient raw(b.server.url(), c.tasks_stream.name, /*send_asap=*/true, /*record_sequences=*/claim);
   const std::string band(omniq::detail::band_for(0));
   auto sub = raw.bind(omniq::detail::consumer_name(c, kQueue, band), omniq::detail::lane_filter(c, kQueue, band));
   std::size_t done = 0;
@@ -998,7 +1059,7 @@ double worker_raw(Bench& b, std::size_t n, std::size_t concurrency) {
       check(st, "fetch", code);
       std::vector<Task> tasks;
       std::vector<std::uint64_t> sequences;
-      std::vector<RawMessage> start, outcome;
+      std::vector<RawMessage> claims, start, outcome;
       for (int i = 0; i < got.list.Count; ++i) {
         natsMsg* m = got.list.Msgs[i];
         tasks.push_back(omniq::decode_task(std::string_view(natsMsg_GetData(m), natsMsg_GetDataLength(m))));
@@ -1006,16 +1067,21 @@ double worker_raw(Bench& b, std::size_t n, std::size_t concurrency) {
         check(natsMsg_GetMetaData(&meta, m), "message metadata");
         sequences.push_back(meta->Sequence.Stream);
         jsMsgMetaData_Destroy(meta);
+        if (claim) claims.push_back(raw_claim(c, tasks.back(), sequences.back()));
         for (auto& e : raw_start_events(c, tasks.back())) start.push_back(std::move(e));
       }
+      if (claim) raw.publish_async(claims, b.deadline);
       raw.publish_async(start, b.deadline);
-      for (std::size_t i = 0; i < tasks.size(); ++i)
-        for (auto& e : raw_outcome(c, tasks[i], sequences[i])) outcome.push_back(std::move(e));
+      for (std::size_t i = 0; i < tasks.size(); ++i) {
+        std::optional<std::uint64_t> claimed;
+        if (claim) claimed = raw.sequence_of(claims[i].subject);
+        for (auto& e : raw_outcome(c, tasks[i], sequences[i], claimed)) outcome.push_back(std::move(e));
+      }
       raw.publish_async(outcome, b.deadline);
       for (int i = 0; i < got.list.Count; ++i) check(natsMsg_Ack(got.list.Msgs[i], nullptr), "ack");
-      check(natsConnection_FlushTimeout(raw.connection(), ms_left(b.deadline)), "flushing acks");
       done += static_cast<std::size_t>(got.list.Count);
     }
+    check(natsConnection_FlushTimeout(raw.connection(), ms_left(b.deadline)), "flushing acks");
   });
   b.expect_stored(0, "raw worker drain");
   return s;
@@ -1134,31 +1200,34 @@ void run_scenario(const Scenario& sc, Clock::duration limit) {
   std::fflush(stdout);
 }
 
-std::size_t scale_from_env() {
-  const char* text = std::getenv("OMNIQ_BENCH_N");
-  if (!text || !*text) return kBaseN;
+// A count from the environment: `fallback` when unset or empty; `allow_zero` lets 0 through.
+std::size_t count_from_env(const char* name, std::size_t fallback, bool allow_zero) {
+  const char* text = std::getenv(name);
+  if (!text || !*text) return fallback;
   try {
     std::size_t used = 0;
     const unsigned long long n = std::stoull(text, &used);
-    if (used == std::string(text).size() && n > 0) return static_cast<std::size_t>(n);
+    if (used == std::string(text).size() && text[0] != '-' && (n > 0 || allow_zero))
+      return static_cast<std::size_t>(n);
   } catch (const std::exception&) {
   }
-  throw std::invalid_argument(std::string("OMNIQ_BENCH_N must be a positive integer, got \"") + text + "\"");
+  throw std::invalid_argument(std::string(name) + " must be a " + (allow_zero ? "non-negative" : "positive") +
+                              " integer, got \"" + text + "\"");
 }
 
+std::size_t scale_from_env() { return count_from_env("OMNIQ_BENCH_N", kBaseN, false); }
+
 // OMNIQ_BENCH_MEMORY_N: tasks drained by worker_memory (0 skips it); default 1 M.
-std::size_t memory_n_from_env() {
-  const char* text = std::getenv("OMNIQ_BENCH_MEMORY_N");
-  if (!text || !*text) return kBaseMemoryN;
-  return static_cast<std::size_t>(std::strtoull(text, nullptr, 10));
-}
+std::size_t memory_n_from_env() { return count_from_env("OMNIQ_BENCH_MEMORY_N", kBaseMemoryN, true); }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::size_t n = 0;
+  std::size_t memory_n = 0;
   try {
     n = scale_from_env();
+    memory_n = memory_n_from_env();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "omniq_bench: %s\n", e.what());
     return 2;
@@ -1194,13 +1263,16 @@ int main(int argc, char** argv) {
       {.name = "worker_noop",
        .n = scaled(kBaseWorkerN),
        .omniq_round = [](Bench& b, std::size_t k) { return worker_omniq(b, k, kWorkerConcurrency); },
-       .raw_round = [](Bench& b, std::size_t k) { return worker_raw(b, k, kWorkerConcurrency); },
-       .setup = create_worker_parts},
+       .raw_round = [](Bench& b, std::size_t k) { return worker_raw(b, k, kWorkerConcurrency, true); },
+       .setup = create_worker_parts,
+       .extras = {{"raw_no_claim",
+                   [](Bench& b, std::size_t k) { return worker_raw(b, k, kWorkerConcurrency, false); }}}},
       {.name = "worker_noop_c1",
        .n = scaled(kBaseWorkerC1N),
        .omniq_round = [](Bench& b, std::size_t k) { return worker_omniq(b, k, 1); },
-       .raw_round = [](Bench& b, std::size_t k) { return worker_raw(b, k, 1); },
-       .setup = create_worker_parts},
+       .raw_round = [](Bench& b, std::size_t k) { return worker_raw(b, k, 1, true); },
+       .setup = create_worker_parts,
+       .extras = {{"raw_no_claim", [](Bench& b, std::size_t k) { return worker_raw(b, k, 1, false); }}}},
   };
 
   std::set<std::string> wanted(argv + 1, argv + argc);
@@ -1227,7 +1299,6 @@ int main(int argc, char** argv) {
     }
   }
   if (wanted.empty() || wanted.count("worker_memory")) {
-    const std::size_t memory_n = memory_n_from_env();
     const auto memory_limit = std::chrono::duration_cast<Clock::duration>(
         kScenarioLimit * std::max(1.0, static_cast<double>(memory_n) / 20'000.0));
     if (memory_n > 0 && run_worker_memory(memory_n, memory_limit) != 0) status = 1;
