@@ -145,14 +145,19 @@ asio::awaitable<StreamReport> EventLog::info() {
   co_return co_await detail::stream_report(backend_.connection(), backend_.config().events_stream.name);
 }
 
-asio::awaitable<void> EventLog::log_event(TaskEvent event) {
+asio::awaitable<void> EventLog::log_event(TaskEvent event, std::string dedup_id) {
   auto& connection = backend_.connection();
   std::string data = encode_checked(event, connection.max_payload());
+  for (const unsigned char ch : dedup_id)
+    if (ch < 0x20 || ch == 0x7f)
+      throw_error(errc::invalid_argument, "log_event: dedup_id \"" + dedup_id +
+                                              "\" holds a control character (it is sent as a header)");
   co_await ensure();
   std::string subject = event_subject(backend_.config(), to_string(event.event_type), event.task_id);
   std::string what = "logging " + std::string(to_string(event.event_type)) + " event " + event.id + " of task " +
                      event.task_id;
   std::vector<detail::Header> headers;
+  if (!dedup_id.empty()) headers.push_back({"Nats-Msg-Id", std::move(dedup_id)});
   co_await detail::js_publish(connection, std::move(subject), std::move(data), std::move(headers), std::move(what));
 }
 

@@ -51,6 +51,10 @@ namespace {
 // Storing a task's outcome is retried this long (the task keeps its lease meanwhile) before
 // the worker gives up and lets the server redeliver it.
 constexpr auto kPersistFor = 60s;
+// Result metadata the worker records: the deduplication id of the outcome's event, and the
+// reason a failed task was dead-lettered with (both used again by settle_stored).
+constexpr const char* kOutcomeEventKey = "outcome_event";
+constexpr const char* kDeadLetterKey = "dead_letter_reason";
 // Fetch slices: how quickly the loop notices stop().
 constexpr auto kFetchSlice = 250ms;
 // Cancelled task ids remembered, and for how long.
@@ -150,6 +154,7 @@ struct WorkerRun : std::enable_shared_from_this<WorkerRun> {
   Lease lease;
   TaskContext context;
   std::uint64_t claim_revision = 0;  // of this run's pending result; 0 before the claim
+  std::optional<TaskResult> stored_outcome;  // found by the claim: the task already ran
   bool start_pending = false;                       // the start events are being logged
   std::optional<asio::steady_timer> start_logged;  // cancelled once they are
   Timestamp started_at = now();
@@ -291,6 +296,11 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
   asio::awaitable<bool> store_outcome(std::shared_ptr<detail::WorkerRun> run, const TaskResult& result,
                                       const TaskEvent& event, const std::optional<Task>& state);
   enum class Claim { run, done, duplicate };
+  // A redelivery of the message whose outcome is stored: the worker that stored it may have
+  // died before its event or dead letter were stored too (they follow the result), so both
+  // are written again, deduplicated by the ids the first writes used. Then the message is
+  // settled.
+  asio::awaitable<void> settle_stored(std::shared_ptr<detail::WorkerRun> run);
   asio::awaitable<Claim> claim_run(std::shared_ptr<detail::WorkerRun> run);
   // Stores the final result: over the claim (compare-and-set) when there is one. False when
   // another worker took the task over meanwhile (this run's lease had expired).
@@ -401,7 +411,10 @@ asio::awaitable<Worker::Impl::Claim> Worker::Impl::claim_run(std::shared_ptr<det
     auto read = [&]() -> asio::awaitable<void> { stored = co_await results.get_record(t.id); };
     co_await persist("reading the claim", t.id, std::move(read));
     if (!stored) continue;  // deleted meanwhile: claim again
-    if (stored->result.status != ResultStatus::pending) co_return Claim::done;
+    if (stored->result.status != ResultStatus::pending) {
+      run->stored_outcome = std::move(stored->result);
+      co_return Claim::done;
+    }
     const auto& meta = stored->result.metadata;
     const bool same_message = meta.value("message", std::uint64_t{0}) == run->lease.stream_sequence();
     const bool later_attempt = meta.value("attempts", 0) < t.retry_count + 1;
@@ -448,8 +461,16 @@ asio::awaitable<std::string> Worker::Impl::dependencies_state(const Task& task) 
   co_return "met";
 }
 
-asio::awaitable<bool> Worker::Impl::store_outcome(std::shared_ptr<detail::WorkerRun> run, const TaskResult& result,
+asio::awaitable<bool> Worker::Impl::store_outcome(std::shared_ptr<detail::WorkerRun> run, const TaskResult& outcome,
                                                   const TaskEvent& event, const std::optional<Task>& state) {
+  // The event's deduplication id, recorded in the result so that settle_stored can write the
+  // event again without storing it twice. Per claim: two workers that ran the same message
+  // (one whose lease had expired) log their events under different ids.
+  TaskResult result = outcome;
+  result.metadata[kOutcomeEventKey] = "outcome-" + result.task_id + "-" +
+                                      std::to_string(run->lease.stream_sequence()) + "-" +
+                                      std::to_string(run->claim_revision);
+  const std::string dedup_id = result.metadata[kOutcomeEventKey].get<std::string>();
   // In parallel; what succeeded is not repeated when a retry follows a partial failure.
   bool result_done = false, event_done = false, state_done = !state, kept = true;
   auto put_result = [&]() -> asio::awaitable<void> {
@@ -459,7 +480,7 @@ asio::awaitable<bool> Worker::Impl::store_outcome(std::shared_ptr<detail::Worker
   };
   auto put_event = [&]() -> asio::awaitable<void> {
     if (event_done) co_return;
-    co_await backend.event_log().log_event(event);
+    co_await backend.event_log().log_event(event, dedup_id);
     event_done = true;
   };
   auto put_state = [&]() -> asio::awaitable<void> {
@@ -491,10 +512,45 @@ asio::awaitable<void> Worker::Impl::settle_cancelled(std::shared_ptr<detail::Wor
   ++counters.cancelled;
 }
 
+asio::awaitable<void> Worker::Impl::settle_stored(std::shared_ptr<detail::WorkerRun> run) {
+  const Task& t = run->lease.task();
+  const TaskResult& r = *run->stored_outcome;
+  const bool same_message = r.metadata.value("message", std::uint64_t{0}) == run->lease.stream_sequence();
+  const std::string dedup_id = r.metadata.value(kOutcomeEventKey, std::string());
+  if (!same_message || dedup_id.empty()) {  // another message of the same task id settled it
+    co_await acknowledge(run);
+    co_return;
+  }
+  std::optional<TaskEvent> event;
+  if (r.status == ResultStatus::success)
+    event = events::completed(t.id, r.execution_time.value_or(Duration::zero()), r.worker_id.value_or(""));
+  else if (r.status == ResultStatus::error)
+    event = events::failed(t.id, r.error_type.value_or(""), r.error.value_or(""));
+  else if (r.status == ResultStatus::cancelled)
+    event = events::cancelled(t.id);
+  if (event) {
+    event->worker_id = r.worker_id;
+    event->queue_name = t.queue_name;
+    auto relog = [&]() -> asio::awaitable<void> { co_await backend.event_log().log_event(*event, dedup_id); };
+    co_await persist("logging the stored outcome's event", t.id, std::move(relog));
+  }
+  if (r.status == ResultStatus::error) {
+    // Every failure the worker stores is dead-lettered; the letter is deduplicated by this
+    // message, so a letter written before the crash is not written twice.
+    std::string reason = r.metadata.value(kDeadLetterKey, "failed: " + r.error_type.value_or("") + ": " +
+                                                              r.error.value_or(""));
+    auto letter = [&]() -> asio::awaitable<void> { co_await run->lease.dead_letter(reason); };
+    co_await persist("dead-lettering", t.id, std::move(letter));
+    co_return;
+  }
+  co_await acknowledge(run);
+}
+
 asio::awaitable<void> Worker::Impl::settle_failure(std::shared_ptr<detail::WorkerRun> run, Failure failure,
                                                    std::string dead_letter_reason) {
   const Task& t = run->lease.task();
-  const TaskResult result = stamped(TaskResult::failure(t.id, failure.type, failure.message), *run);
+  TaskResult result = stamped(TaskResult::failure(t.id, failure.type, failure.message), *run);
+  result.metadata[kDeadLetterKey] = dead_letter_reason;
   const TaskEvent event = tagged(events::failed(t.id, failure.type, failure.message), t);
   Task state = t;
   state.status = TaskStatus::failed;
@@ -551,9 +607,14 @@ asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> r
   // however often it was enqueued or delivered.
   run->started_at = now();
   const Claim claim = co_await claim_run(run);
-  if (claim == Claim::done || claim == Claim::duplicate) {
+  if (claim == Claim::done) {
+    co_await settle_stored(run);
+    ++counters.already_done;
+    co_return;
+  }
+  if (claim == Claim::duplicate) {
     co_await acknowledge(run);
-    ++(claim == Claim::done ? counters.already_done : counters.duplicates);
+    ++counters.duplicates;
     co_return;
   }
 

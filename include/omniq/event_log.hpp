@@ -75,10 +75,13 @@ class EventLog {
   // The server's view of its stream: settings as stored and current state.
   asio::awaitable<StreamReport> info();
 
-  // Stores the event and returns once the stream acknowledged it. Throws omniq::Error:
-  // invalid_name / invalid_argument (task id or event type not a subject token; before any
-  // network call), payload_too_large, timeout, not_connected.
-  asio::awaitable<void> log_event(TaskEvent event);
+  // Stores the event and returns once the stream acknowledged it. With a `dedup_id` (sent as
+  // Nats-Msg-Id), logging again with the same id within the stream's duplicate_window stores
+  // the event once (the repeat is acknowledged as a duplicate). Throws omniq::Error:
+  // invalid_name / invalid_argument (task id or event type not a subject token, a dedup_id
+  // with control characters; before any network call), payload_too_large, timeout,
+  // not_connected.
+  asio::awaitable<void> log_event(TaskEvent event, std::string dedup_id = {});
   // Stores many events with up to 4096 publishes in flight; every event is validated before any
   // is sent. On a failure the error says how many were stored (logging them again would store
   // those twice: events are not deduplicated).
@@ -154,7 +157,9 @@ class SyncEventLog {
   explicit SyncEventLog(EventLog& part) : part_(part) {}
   void ensure() { run(part_.ensure(), "event_log.ensure"); }
   StreamReport info() { return run(part_.info(), "event_log.info"); }
-  void log_event(TaskEvent event) { run(part_.log_event(std::move(event)), "event_log.log_event"); }
+  void log_event(TaskEvent event, std::string dedup_id = {}) {
+    run(part_.log_event(std::move(event), std::move(dedup_id)), "event_log.log_event");
+  }
   void log_events(std::vector<TaskEvent> events) { run(part_.log_events(std::move(events)), "event_log.log_events"); }
   std::vector<TaskEvent> get_events(std::optional<std::string> task_id = std::nullopt,
                                     std::optional<EventType> event_type = std::nullopt,

@@ -71,14 +71,7 @@ asio::awaitable<void> sleep_for(std::chrono::milliseconds ms) {
   co_await timer.async_wait(asio::use_awaitable);
 }
 
-bool wait_until(const std::function<bool()>& done, Duration timeout) {
-  const auto until = Steady::now() + timeout;
-  while (Steady::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return done();
-}
+using test::wait_until;
 
 }  // namespace
 
@@ -171,11 +164,12 @@ TEST_CASE("after max_retries a task is failed, its error stored, dead-lettered a
   Fixture f;
   Worker worker(*f.backend);
   std::atomic<int> runs{0};
-  worker.handle("boom", [&](TaskContext&, const json&, const json&) -> asio::awaitable<json> {
+  auto boom = [&](TaskContext&, const json&, const json&) -> asio::awaitable<json> {
     ++runs;
     throw TaskError("BoomError", "it went boom");
     co_return nullptr;
-  });
+  };
+  worker.handle("boom", boom);
   Task t = task("boom");
   t.max_retries = 2;
   t.retry_delay = 20ms;
@@ -199,9 +193,18 @@ TEST_CASE("after max_retries a task is failed, its error stored, dead-lettered a
   CHECK(state->task.status == TaskStatus::failed);
   CHECK(f.q().get_queue_size("default") == 0);
 
-  // Requeued from the dead letters, it runs again (and fails again here).
+  // Requeued from the dead letters, it runs again: three more attempts (its stored error does
+  // not count as an outcome), then dead-lettered again.
   CHECK(f.q().requeue_dead_letter(id));
   CHECK(f.q().get_task(id)->task.status == TaskStatus::pending);
+  CHECK(f.q().list_dead_letters("default").empty());
+  Worker again(*f.backend);
+  again.handle("boom", boom);
+  Running rerun(again);
+  REQUIRE(wait_until([&] { return f.count_events(id, EventType::failed) == 2; }, 15s));
+  CHECK(runs == 6);
+  REQUIRE(wait_until([&] { return f.q().list_dead_letters("default").size() == 1; }, 5s));
+  CHECK(f.result_of(id).status == ResultStatus::error);
 }
 
 TEST_CASE("a non-retryable TaskError fails the task at once", "[worker]") {
@@ -363,6 +366,13 @@ TEST_CASE("a task cancelled before it ran never runs", "[worker]") {
   CHECK(victim_runs == 0);
   CHECK(f.q().get_task(victim)->task.status == TaskStatus::cancelled);
   CHECK(f.q().get_queue_size("default") == 0);
+  // Deleted from the stream before delivery, it leaves no result; prefetched already, the
+  // worker skipped it and recorded that.
+  if (const auto r = f.results().get(victim)) {
+    CHECK(r->status == ResultStatus::cancelled);
+    CHECK(f.count_events(victim, EventType::cancelled) == 1);
+    CHECK(worker.stats().cancelled == 1);
+  }
 }
 
 TEST_CASE("a redelivery of a task whose outcome is already stored is acked without running again", "[worker]") {
@@ -388,6 +398,71 @@ TEST_CASE("a redelivery of a task whose outcome is already stored is acked witho
   CHECK(runs == 0);
   CHECK(f.results().get(id)->result == "from the first worker");
   CHECK(f.q().get_queue_size("default") == 0);
+}
+
+TEST_CASE("a redelivery after a crash between storing the result and its event or dead letter writes them once",
+          "[worker]") {
+  Fixture f;
+  const std::string done_id = f.q().enqueue(task("count"));
+  const std::string failed_id = f.q().enqueue(task("count"));
+  const std::string logged_id = f.q().enqueue(task("count"));
+  for (int i = 0; i < 3; ++i) {
+    // A worker stored the outcome (with the id its event is logged under), then died before
+    // logging the event, writing the dead letter or acking; for logged_id, after the event.
+    auto lease = f.q().dequeue({"default"}, 5s);
+    REQUIRE(lease);
+    const std::string id = lease->task().id;
+    const std::string dedup = "outcome-" + id + "-" + std::to_string(lease->stream_sequence()) + "-7";
+    TaskResult r = id == failed_id ? TaskResult::failure(id, "BoomError", "it went boom")
+                                   : TaskResult::success(id, "from the first worker");
+    r.worker_id = "first";
+    r.metadata["message"] = lease->stream_sequence();
+    r.metadata["outcome_event"] = dedup;
+    if (id == failed_id) r.metadata["dead_letter_reason"] = "failed after 1 attempt(s): BoomError: it went boom";
+    f.results().set(r);
+    if (id == logged_id) f.events().log_event(events::completed(id, 1ms, "first"), dedup);
+    lease->nack();
+  }
+  Worker worker(*f.backend);
+  std::atomic<int> runs{0};
+  worker.handle("count", [&](TaskContext&, const json&, const json&) -> asio::awaitable<json> {
+    ++runs;
+    co_return "again";
+  });
+  Running running(worker);
+  REQUIRE(wait_until([&] { return worker.stats().already_done == 3; }, 10s));
+  REQUIRE(wait_until([&] { return f.q().get_queue_size("default") == 0; }, 5s));
+  running.stop_and_join();
+  CHECK(runs == 0);
+  CHECK(f.count_events(done_id, EventType::completed) == 1);    // written now
+  CHECK(f.count_events(logged_id, EventType::completed) == 1);  // written before, not again
+  CHECK(f.count_events(failed_id, EventType::failed) == 1);
+  const auto completed = f.events().get_events(done_id, EventType::completed);
+  REQUIRE(completed.size() == 1);
+  CHECK(completed[0].worker_id == "first");
+  const auto letters = f.q().list_dead_letters("default");
+  REQUIRE(letters.size() == 1);
+  CHECK(letters[0].task_id == failed_id);
+  CHECK(letters[0].reason == "failed after 1 attempt(s): BoomError: it went boom");
+  CHECK(f.results().get(done_id)->result == "from the first worker");
+}
+
+TEST_CASE("log_event with a dedup_id stores the event once, and refuses control characters in it",
+          "[worker][event_log]") {
+  Fixture f;
+  const TaskEvent e = events::completed("t1", 1ms, "w");
+  f.events().log_event(e, "once-t1");
+  f.events().log_event(events::completed("t1", 2ms, "w"), "once-t1");  // another event, same id
+  f.events().log_event(events::completed("t1", 3ms, "w"));              // no id: stored
+  CHECK(f.count_events("t1", EventType::completed) == 2);
+  try {
+    f.events().log_event(e, "bad\r\nid");
+    FAIL("a dedup_id with CR LF was accepted");
+  } catch (const Error& err) {
+    CHECK(err.kind() == errc::invalid_argument);
+    CHECK_THAT(err.what(), Catch::Contains("dedup_id"));
+  }
+  CHECK(f.count_events("t1", EventType::completed) == 2);
 }
 
 TEST_CASE("a task waits for its dependencies and runs once they completed, a failed dependency fails it",

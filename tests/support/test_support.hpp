@@ -2,11 +2,15 @@
 // Config pointing at it, and a way to run a coroutine to completion on a fresh io_context.
 #pragma once
 
+#include <stdlib.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <stdexcept>
 #include <string>
+#include <thread>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -28,6 +32,16 @@
 namespace omniq::test {
 
 namespace asio = boost::asio;
+
+// Polls `done` every 20 ms until it holds (true) or `timeout` passed (false).
+inline bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
 
 inline Config config_for(const LocalServer& server) {
   Config c;
@@ -84,9 +98,10 @@ inline void publish_raw(const std::string& url, const std::string& subject, cons
 struct TempDir {
   std::filesystem::path path;
   TempDir() {
-    path = std::filesystem::temp_directory_path() /
-           ("omniq-test-" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count()));
-    std::filesystem::create_directories(path);
+    // mkdtemp: a new directory of our own, even with other test processes running.
+    std::string pattern = (std::filesystem::temp_directory_path() / "omniq-test-XXXXXX").string();
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp " + pattern + " failed");
+    path = pattern;
   }
   ~TempDir() {
     std::error_code ec;
