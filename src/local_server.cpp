@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "omniq/detail/spawn.hpp"
 #include "omniq/error.hpp"
 
 namespace omniq {
@@ -147,6 +148,43 @@ LocalServer::~LocalServer() {
   }
 }
 
+pid_t detail::spawn_child(std::vector<std::string> args, const fs::path& log, bool append) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const std::string log_path = log.string();
+  const int log_flags = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC);
+  const pid_t parent = ::getpid();
+
+  const pid_t pid = ::fork();
+  if (pid < 0) throw_error(errc::server_error, std::string("fork(): ") + std::strerror(errno));
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec. Die with the parent.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    int fd = ::open(log_path.c_str(), log_flags, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+    }
+    int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    // No inherited sockets (nats.c does not mark them close-on-exec): a client connection
+    // held open by the child would outlive its close in the parent.
+    ::close_range(3, ~0U, 0);
+    // Nor blocked or ignored signals: stopping relies on SIGTERM.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGTERM, SIG_DFL);
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
 std::string LocalServer::url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
 
 void LocalServer::start() {
@@ -164,40 +202,7 @@ void LocalServer::start() {
   }
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
 
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const std::string log = log_file().string();
-  const pid_t parent = ::getpid();
-
-  const pid_t pid = ::fork();
-  if (pid < 0) throw_error(errc::server_error, std::string("fork(): ") + std::strerror(errno));
-  if (pid == 0) {
-    // Child: only async-signal-safe calls until exec. Die with the parent so a crashed test
-    // never leaves a server behind.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(127);
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      ::dup2(fd, STDOUT_FILENO);
-      ::dup2(fd, STDERR_FILENO);
-    }
-    int devnull = ::open("/dev/null", O_RDONLY);
-    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
-    // The server must not inherit our sockets (nats.c does not mark them close-on-exec): a
-    // client connection held open by the child would outlive its close in the parent.
-    ::close_range(3, ~0U, 0);
-    // Nor our blocked or ignored signals: stop() relies on SIGTERM.
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGTERM, SIG_DFL);
-    ::signal(SIGINT, SIG_DFL);
-    ::signal(SIGPIPE, SIG_DFL);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  pid_ = pid;
+  pid_ = detail::spawn_child(std::move(args), log_file(), /*append=*/true);
   wait_ready();
 }
 

@@ -1,5 +1,6 @@
-// The fault-injection harness: servers and clusters started from generated configs on
-// loopback, worker processes, and the checker that counts what happened to every task id.
+// The fault-injection harness: fast settings, servers and clusters started from generated
+// configs on loopback, a producer that retries through outages; worker processes and the
+// checker that counts what happened to every task id come from support/workers.hpp.
 #pragma once
 
 #include <atomic>
@@ -19,8 +20,8 @@
 #include "omniq/local_server.hpp"
 #include "omniq/result_store.hpp"
 #include "omniq/task_queue.hpp"
-#include "process.hpp"
 #include "test_support.hpp"
+#include "workers.hpp"
 
 namespace omniq::test {
 
@@ -41,93 +42,6 @@ inline Config fault_config(const std::vector<std::string>& urls, int replicas = 
   for (StreamSettings* s : {&c.tasks_stream, &c.events_stream, &c.dead_letter_stream}) s->replicas = replicas;
   for (BucketSettings* b : {&c.results_bucket, &c.schedules_bucket, &c.task_state_bucket}) b->replicas = replicas;
   return c;
-}
-
-// Worker processes (omniq_test_worker) sharing one config file.
-class Fleet {
- public:
-  Fleet(const Config& config, const std::filesystem::path& dir) : dir_(dir), config_file_(dir / "worker.json") {
-    std::ofstream(config_file_) << config_to_json(config).dump(2);
-  }
-  Process& start(const std::string& queue, int concurrency, const std::string& id) {
-    std::vector<std::string> argv{OMNIQ_TEST_WORKER, config_file_.string(), queue, std::to_string(concurrency), "0", id};
-    workers_.push_back(std::make_unique<Process>(std::move(argv), dir_ / (id + ".log")));
-    return *workers_.back();
-  }
-  // SIGTERM to every worker not already stopped (a killed one is); true when all exited 0.
-  bool stop_all() {
-    bool ok = true;
-    for (auto& w : workers_)
-      if (!w->reaped()) ok = w->terminate() == 0 && ok;
-    return ok;
-  }
-  std::string logs() const {
-    std::string all;
-    for (const auto& w : workers_) all += w->output();
-    return all;
-  }
-
- private:
-  std::filesystem::path dir_;
-  std::filesystem::path config_file_;
-  std::vector<std::unique_ptr<Process>> workers_;
-};
-
-// What happened to a set of task ids (issue 7's counters).
-struct Outcome {
-  std::size_t enqueued = 0;    // ids whose enqueue was acknowledged (or reported duplicate)
-  std::size_t completed = 0;   // distinct ids with a stored success
-  std::size_t executions = 0;  // handler runs (executing events)
-  std::size_t lost = 0;        // enqueued - completed
-  std::size_t duplicates = 0;  // executions - completed
-  std::uint64_t depth = 0;     // consumer pending + unacked for the queue
-};
-
-inline Outcome outcome(NatsBackend& backend, const std::set<std::string>& ids, const std::string& queue) {
-  Outcome o;
-  o.enqueued = ids.size();
-  std::set<std::string> done;
-  for (const auto& r : backend.sync_result_store().list_results(ResultStatus::success, ids.size() * 2 + 100))
-    if (ids.count(r.task_id)) done.insert(r.task_id);
-  o.completed = done.size();
-  for (const auto& e : backend.sync_event_log().get_events(std::nullopt, EventType::executing, std::nullopt,
-                                                           std::nullopt, ids.size() * 10 + 100))
-    if (ids.count(e.task_id)) ++o.executions;
-  o.lost = o.enqueued - o.completed;
-  o.duplicates = o.executions > o.completed ? o.executions - o.completed : 0;
-  o.depth = backend.sync_task_queue().get_queue_size(queue);
-  return o;
-}
-
-inline std::ostream& operator<<(std::ostream& os, const Outcome& o) {
-  return os << "enqueued " << o.enqueued << ", completed " << o.completed << ", executions " << o.executions
-            << ", lost " << o.lost << ", duplicates " << o.duplicates << ", depth " << o.depth;
-}
-
-// Waits until the queue's consumers hold no work; false after `timeout`.
-inline bool drained(NatsBackend& backend, const std::string& queue, Duration timeout) {
-  const auto until = Steady::now() + timeout;
-  while (Steady::now() < until) {
-    try {
-      if (backend.sync_task_queue().get_queue_size(queue) == 0) return true;
-    } catch (const Error&) {  // the server may be coming back
-    }
-    std::this_thread::sleep_for(200ms);
-  }
-  return false;
-}
-
-inline std::vector<Task> noop_tasks(std::size_t n, const std::string& queue, const std::string& func = "noop") {
-  std::vector<Task> tasks;
-  for (std::size_t i = 0; i < n; ++i) {
-    Task t;
-    t.func = func;
-    t.args = nlohmann::json::array({static_cast<int>(i)});
-    t.queue_name = queue;
-    t.retry_delay = 50ms;
-    tasks.push_back(std::move(t));
-  }
-  return tasks;
 }
 
 // Enqueues each task until the server acknowledges it (retrying with the same id through
@@ -156,17 +70,17 @@ inline std::set<std::string> enqueue_persistently(NatsBackend& backend, const st
 class Cluster {
  public:
   explicit Cluster(int nodes = 3) {
-    std::vector<int> routes;
+    std::vector<int> routes, ports;
     for (int i = 0; i < nodes; ++i) {
       routes.push_back(LocalServer::free_port());
-      ports_.push_back(LocalServer::free_port());
+      ports.push_back(LocalServer::free_port());
     }
     std::string route_urls;
     for (int i = 0; i < nodes; ++i)
       route_urls += (i ? ", " : "") + std::string("nats-route://127.0.0.1:") + std::to_string(routes[i]);
     for (int i = 0; i < nodes; ++i) {
       LocalServerOptions o;
-      o.port = ports_[i];
+      o.port = ports[i];
       o.config_text = "server_name: n" + std::to_string(i + 1) +
                       "\ncluster { name: omniq_test, listen: 127.0.0.1:" +
                       std::to_string(routes[i]) + ", routes: [" + route_urls + "] }\n";
@@ -179,7 +93,6 @@ class Cluster {
     return out;
   }
   LocalServer& node(std::size_t i) { return *nodes_.at(i); }
-  std::size_t size() const { return nodes_.size(); }
   // The index of the node named `name` ("n1".."n3").
   std::size_t index_of(const std::string& name) const { return static_cast<std::size_t>(std::stoi(name.substr(1)) - 1); }
 
@@ -218,7 +131,6 @@ class Cluster {
   }
 
  private:
-  std::vector<int> ports_;
   std::vector<std::unique_ptr<LocalServer>> nodes_;
 };
 

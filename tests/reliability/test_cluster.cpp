@@ -127,7 +127,7 @@ TEST_CASE("R3 cluster: the stream leader killed during enqueue: nothing lost, ea
   CHECK(s.backend.sync_task_queue().info().messages == 2000);
   s.fleet.start("lead", 16, "w1");
   s.fleet.start("lead", 16, "w2");
-  REQUIRE(drained(s.backend, "lead", 60s));
+  require_drained(s.backend, "lead", 60s, s.fleet);
   CHECK(s.fleet.stop_all());
   const Outcome o = outcome(s.backend, ids, "lead");
   INFO(o);
@@ -142,7 +142,7 @@ TEST_CASE("R3 cluster: the consumer leader killed during consumption: nothing lo
   const auto tasks = noop_tasks(2000, "cons", "sleep_ms_2");
   for (std::size_t i = 0; i < tasks.size(); i += 500) {
     std::vector<Task> chunk(tasks.begin() + static_cast<std::ptrdiff_t>(i),
-                            tasks.begin() + static_cast<std::ptrdiff_t>(i + 500));
+                            tasks.begin() + static_cast<std::ptrdiff_t>(std::min(i + 500, tasks.size())));
     for (const auto& id : s.backend.sync_task_queue().enqueue_batch(std::move(chunk))) ids.insert(id);
   }
   const std::string consumer = detail::consumer_name(s.config, "cons", detail::band_for(0));
@@ -158,7 +158,7 @@ TEST_CASE("R3 cluster: the consumer leader killed during consumption: nothing lo
   victim.kill();
   std::this_thread::sleep_for(5s);
   victim.restart();
-  REQUIRE(drained(s.backend, "cons", 90s));
+  require_drained(s.backend, "cons", 90s, s.fleet);
   CHECK(s.fleet.stop_all());
   const Outcome o = outcome(s.backend, ids, "cons");
   INFO("consumer leader was " << leader << "; " << o);
@@ -191,7 +191,9 @@ TEST_CASE("R3 cluster: quorum lost for 5 s: no enqueue reported stored unless it
       ++tried;
     }
   });
-  while (tried < 300) std::this_thread::sleep_for(1ms);
+  while (tried < 300 && producer.wait_for(1ms) != std::future_status::ready) {
+  }
+  REQUIRE(tried >= 300);
   s.cluster.node(1).kill();
   s.cluster.node(2).kill();
   std::this_thread::sleep_for(5s);
@@ -211,7 +213,7 @@ TEST_CASE("R3 cluster: quorum lost for 5 s: no enqueue reported stored unless it
   CHECK(accepted.size() > accepted_before);  // and enqueues succeed again after it
   s.fleet.start("quorum", 16, "w1");
   s.fleet.start("quorum", 16, "w2");
-  REQUIRE(drained(s.backend, "quorum", 60s));
+  require_drained(s.backend, "quorum", 60s, s.fleet);
   CHECK(s.fleet.stop_all());
   const Outcome o = outcome(s.backend, accepted, "quorum");
   INFO(o);

@@ -368,6 +368,7 @@ TEST_CASE("garbage under result keys: reads name the key, listing and cleanup sk
   CHECK(listed[0].task_id == "good");
   CHECK(results.cleanup_expired_results() == 0);
   CHECK(results.delete_result("bad0"));  // whatever it holds, it can be removed
+  CHECK_FALSE(results.get("bad0"));
   CHECK(f.log.count("skipping a stored value") >= static_cast<std::size_t>(n) + 2);
   connection_untouched(*f.backend);
 }
@@ -421,13 +422,18 @@ TEST_CASE("garbage under task-state keys: get_task names the key, list_tasks ski
   auto& q = f.backend->sync_task_queue();
   q.ensure();
   const std::string id = q.enqueue(make_task());
-  for (const auto& g : garbage()) f.publish_raw("$KV.omniq_tasks.bad", g.bytes);
-  try {
-    q.get_task("bad");
-    FAIL("read the garbage");
-  } catch (const Error& e) {
-    CHECK(e.kind() == errc::decode_error);
-    CHECK_THAT(e.what(), Catch::Contains("task state bad in bucket omniq_tasks"));
+  int n = 0;
+  for (const auto& g : garbage()) f.publish_raw("$KV.omniq_tasks.bad" + std::to_string(n++), g.bytes);
+  for (int i = 0; i < n; ++i) {
+    const std::string key = "bad" + std::to_string(i);
+    try {
+      q.get_task(key);
+      FAIL("read the garbage under " << key);
+    } catch (const Error& e) {
+      INFO(e.what());
+      CHECK(e.kind() == errc::decode_error);
+      CHECK_THAT(e.what(), Catch::Contains("task state " + key + " in bucket omniq_tasks"));
+    }
   }
   const auto tasks = q.list_tasks();
   REQUIRE(tasks.size() == 1);

@@ -1,45 +1,27 @@
-// A child process for multi-process tests: started with fork/exec, its output to a log file,
-// stopped with SIGTERM (graceful) or SIGKILL (a crash), reaped on destruction.
+// A child process for multi-process tests: its output to a log file, stopped with SIGTERM
+// (graceful) or SIGKILL (a crash), reaped on destruction.
 #pragma once
 
 #include <signal.h>
 #include <sys/wait.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "omniq/detail/spawn.hpp"
 
 namespace omniq::test {
 
 class Process {
  public:
-  Process(std::vector<std::string> argv, std::filesystem::path log) : log_(std::move(log)) {
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-    if (pid_ == 0) {
-      const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (fd >= 0) {
-        ::dup2(fd, STDOUT_FILENO);
-        ::dup2(fd, STDERR_FILENO);
-      }
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-  }
+  // Started with omniq's own spawn (LocalServer's): killed if the test process dies.
+  Process(std::vector<std::string> argv, std::filesystem::path log)
+      : log_(std::move(log)), pid_(detail::spawn_child(std::move(argv), log_, /*append=*/false)) {}
   ~Process() {
     if (pid_ > 0 && !reaped_) {
       ::kill(pid_, SIGKILL);
@@ -49,8 +31,17 @@ class Process {
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
 
-  pid_t pid() const noexcept { return pid_; }
   bool reaped() const noexcept { return reaped_; }
+  // "running", or how it ended ("exited 1", "killed by signal 9"); reaps it if it ended.
+  std::string state() {
+    if (!reaped_) {
+      int st = 0;
+      if (::waitpid(pid_, &st, WNOHANG) != pid_) return "running";
+      reaped_ = true;
+      status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    return status_ >= 128 ? "killed by signal " + std::to_string(status_ - 128) : "exited " + std::to_string(status_);
+  }
   void signal(int sig) { ::kill(pid_, sig); }
   void kill9() {
     signal(SIGKILL);
@@ -81,6 +72,7 @@ class Process {
     signal(SIGTERM);
     return wait(timeout);
   }
+  const std::filesystem::path& log_path() const noexcept { return log_; }
   std::string output() const {
     std::ifstream in(log_);
     std::stringstream s;

@@ -5,7 +5,6 @@
 // 0 keeps the configured one)
 // Handlers: noop (returns its args), fail_first (fails the first attempt), sleep_ms (awaits
 // args[0] ms), sleep_ms_2 (awaits 2 ms), always_fail.
-#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <string>

@@ -1,0 +1,133 @@
+// Worker processes for the multi-process tests (e2e, reliability) and the checker that counts
+// what happened to every task id (issue 7's counters). Needs OMNIQ_TEST_WORKER, the path of
+// omniq_test_worker (tests/CMakeLists.txt defines it for suites marked WORKER).
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <ostream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "omniq/backend.hpp"
+#include "omniq/config.hpp"
+#include "omniq/event_log.hpp"
+#include "omniq/result_store.hpp"
+#include "omniq/task_queue.hpp"
+#include "process.hpp"
+#include "test_support.hpp"
+
+namespace omniq::test {
+
+// Worker processes (omniq_test_worker) sharing one config file.
+class Fleet {
+ public:
+  Fleet(const Config& config, const std::filesystem::path& dir) : dir_(dir), config_file_(dir / "worker.json") {
+    std::ofstream(config_file_) << config_to_json(config).dump(2);
+  }
+  Process& start(const std::string& queue, int concurrency, const std::string& id) {
+    std::vector<std::string> argv{OMNIQ_TEST_WORKER, config_file_.string(), queue, std::to_string(concurrency), "0", id};
+    workers_.push_back(std::make_unique<Process>(std::move(argv), dir_ / (id + ".log")));
+    return *workers_.back();
+  }
+  // The last `lines` lines of each worker's log, for a failure message.
+  std::string log_tails(std::size_t lines = 15) {
+    std::string out;
+    for (const auto& w : workers_) {
+      const std::string text = w->output();
+      std::size_t at = text.size();
+      for (std::size_t n = 0; n <= lines && at > 0; ++n) at = text.rfind('\n', at - 1);
+      out += "---- " + w->log_path().string() + " (" + w->state() + ", " + std::to_string(text.size()) +
+             " bytes)\n" + text.substr(at == std::string::npos ? 0 : at + 1);
+    }
+    return out;
+  }
+  // SIGTERM to every worker not already stopped (a killed one is); true when all exited 0.
+  bool stop_all() {
+    bool ok = true;
+    for (auto& w : workers_)
+      if (!w->reaped()) ok = w->terminate() == 0 && ok;
+    return ok;
+  }
+
+ private:
+  std::filesystem::path dir_;
+  std::filesystem::path config_file_;
+  std::vector<std::unique_ptr<Process>> workers_;
+};
+
+// What happened to a set of task ids (issue 7's counters).
+struct Outcome {
+  std::size_t enqueued = 0;    // ids whose enqueue was acknowledged (or reported duplicate)
+  std::size_t completed = 0;   // distinct ids with a stored success
+  std::size_t executions = 0;  // handler runs (executing events)
+  std::size_t lost = 0;        // enqueued - completed
+  std::size_t duplicates = 0;  // executions - completed
+  std::uint64_t depth = 0;     // consumer pending + unacked for the queue
+};
+
+inline Outcome outcome(NatsBackend& backend, const std::set<std::string>& ids, const std::string& queue) {
+  Outcome o;
+  o.enqueued = ids.size();
+  std::set<std::string> done;
+  for (const auto& r : backend.sync_result_store().list_results(ResultStatus::success, ids.size() * 2 + 100))
+    if (ids.count(r.task_id)) done.insert(r.task_id);
+  o.completed = done.size();
+  for (const auto& e : backend.sync_event_log().get_events(std::nullopt, EventType::executing, std::nullopt,
+                                                           std::nullopt, ids.size() * 10 + 100))
+    if (ids.count(e.task_id)) ++o.executions;
+  o.lost = o.enqueued - o.completed;
+  o.duplicates = o.executions > o.completed ? o.executions - o.completed : 0;
+  o.depth = backend.sync_task_queue().get_queue_size(queue);
+  return o;
+}
+
+inline std::ostream& operator<<(std::ostream& os, const Outcome& o) {
+  return os << "enqueued " << o.enqueued << ", completed " << o.completed << ", executions " << o.executions
+            << ", lost " << o.lost << ", duplicates " << o.duplicates << ", depth " << o.depth;
+}
+
+// Waits until the queue's consumers hold no work; false after `timeout`.
+inline bool drained(NatsBackend& backend, const std::string& queue, Duration timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    try {
+      if (backend.sync_task_queue().get_queue_size(queue) == 0) return true;
+    } catch (const Error&) {  // the server may be coming back
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return false;
+}
+
+// Fails the test unless the queue drains within `timeout`, showing the workers' log tails.
+inline void require_drained(NatsBackend& backend, const std::string& queue, Duration timeout, Fleet& fleet) {
+  if (drained(backend, queue, timeout)) return;
+  std::string depth = "unknown";
+  try {
+    depth = std::to_string(backend.sync_task_queue().get_queue_size(queue));
+  } catch (const Error& e) {
+    depth += std::string(" (") + e.what() + ")";
+  }
+  FAIL("queue " << queue << " did not drain: depth " << depth << "; the workers' logs end with:\n"
+                << fleet.log_tails());
+}
+
+inline std::vector<Task> noop_tasks(std::size_t n, const std::string& queue, const std::string& func = "noop") {
+  std::vector<Task> tasks;
+  for (std::size_t i = 0; i < n; ++i) {
+    Task t;
+    t.func = func;
+    t.args = nlohmann::json::array({static_cast<int>(i)});
+    t.queue_name = queue;
+    t.retry_delay = std::chrono::milliseconds(50);
+    tasks.push_back(std::move(t));
+  }
+  return tasks;
+}
+
+}  // namespace omniq::test
