@@ -56,6 +56,18 @@ struct Running {
   }
 };
 
+// A worker whose one handler, "count", counts its runs and returns "again".
+struct CountingWorker {
+  Worker worker;
+  std::atomic<int> runs{0};
+  explicit CountingWorker(NatsBackend& backend) : worker(backend) {
+    worker.handle("count", [this](TaskContext&, const json&, const json&) -> asio::awaitable<json> {
+      ++runs;
+      co_return "again";
+    });
+  }
+};
+
 Task task(std::string func, json args = json::array(), std::string queue = "default") {
   Task t;
   t.func = std::move(func);
@@ -387,12 +399,9 @@ TEST_CASE("a redelivery of a task whose outcome is already stored is acked witho
     f.results().set(done);
     lease->nack();
   }
-  Worker worker(*f.backend);
-  std::atomic<int> runs{0};
-  worker.handle("count", [&](TaskContext&, const json&, const json&) -> asio::awaitable<json> {
-    ++runs;
-    co_return "again";
-  });
+  CountingWorker counting(*f.backend);
+  Worker& worker = counting.worker;
+  std::atomic<int>& runs = counting.runs;
   Running running(worker);
   REQUIRE(wait_until([&] { return worker.stats().already_done == 1; }, 10s));
   CHECK(runs == 0);
@@ -423,12 +432,9 @@ TEST_CASE("a redelivery after a crash between storing the result and its event o
     if (id == logged_id) f.events().log_event(events::completed(id, 1ms, "first"), dedup);
     lease->nack();
   }
-  Worker worker(*f.backend);
-  std::atomic<int> runs{0};
-  worker.handle("count", [&](TaskContext&, const json&, const json&) -> asio::awaitable<json> {
-    ++runs;
-    co_return "again";
-  });
+  CountingWorker counting(*f.backend);
+  Worker& worker = counting.worker;
+  std::atomic<int>& runs = counting.runs;
   Running running(worker);
   REQUIRE(wait_until([&] { return worker.stats().already_done == 3; }, 10s));
   REQUIRE(wait_until([&] { return f.q().get_queue_size("default") == 0; }, 5s));

@@ -105,6 +105,12 @@ struct Session {
   }
 };
 
+// `server`, once the admin provisioned it (for member initialisers).
+const SecuredServer& provisioned(const SecuredServer& server) {
+  server.provision();
+  return server;
+}
+
 // A server provisioned by the admin, and a session for each runtime role.
 struct Roles {
   SecuredServer s;
@@ -112,9 +118,18 @@ struct Roles {
   Session worker{s, kWorker};
   Session scheduler{s, kScheduler};
 
-  static const SecuredServer& provisioned(const SecuredServer& server) {
-    server.provision();
-    return server;
+};
+
+// The baseline's setup: a provisioned server, a producer session and two worker sessions.
+struct Baseline {
+  SecuredServer s;
+  Session producer{provisioned(s), kProducer};
+  std::vector<std::unique_ptr<Session>> workers = two_workers(s);
+
+  static std::vector<std::unique_ptr<Session>> two_workers(const SecuredServer& server) {
+    std::vector<std::unique_ptr<Session>> out;
+    for (int i = 0; i < 2; ++i) out.push_back(std::make_unique<Session>(server, kWorker));
+    return out;
   }
 };
 
@@ -240,11 +255,8 @@ TEST_CASE("least-privilege roles: a producer, a worker and a scheduler each do t
 
 TEST_CASE("baseline with least-privilege users: 2000 tasks, 2 workers, nothing lost, nothing run twice",
           "[security][permissions]") {
-  SecuredServer s;
-  s.provision();
-  Session producer(s, kProducer);
-  std::vector<std::unique_ptr<Session>> workers;
-  for (int i = 0; i < 2; ++i) workers.push_back(std::make_unique<Session>(s, kWorker));
+  Baseline b;
+  auto& [s, producer, workers] = b;
 
   constexpr std::size_t kTasks = 2000;
   std::vector<Task> tasks;
@@ -292,11 +304,8 @@ TEST_CASE("baseline with least-privilege users: 2000 tasks, 2 workers, nothing l
 
 TEST_CASE("baseline through the Worker with least-privilege users: 2000 tasks, 2 workers, a cancellation followed",
           "[security][permissions]") {
-  SecuredServer s;
-  s.provision();
-  Session producer(s, kProducer);
-  std::vector<std::unique_ptr<Session>> sessions;
-  for (int i = 0; i < 2; ++i) sessions.push_back(std::make_unique<Session>(s, kWorker));
+  Baseline b;
+  auto& [s, producer, sessions] = b;
 
   std::mutex mu;
   std::multiset<std::string> executions;  // guarded by mu
