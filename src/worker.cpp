@@ -282,6 +282,16 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
 
   std::optional<Duration> timeout_of(const Task& t) const { return t.timeout ? t.timeout : options.default_timeout; }
 
+  // Registers a handler under `name`; `call` names the public call in errors.
+  void add(std::string name, Entry entry, bool empty, const char* call) {
+    if (empty) throw_error(errc::invalid_argument, std::string(call) + "(\"" + name + "\"): the handler is empty");
+    if (name.empty()) throw_error(errc::invalid_argument, std::string(call) + ": the function name is empty");
+    if (started) throw_error(errc::invalid_argument, std::string(call) + "(\"" + name + "\"): the worker already runs");
+    std::lock_guard lock(handlers_mu);
+    if (!handlers.emplace(name, std::move(entry)).second)
+      throw_error(errc::invalid_argument, std::string(call) + ": \"" + name + "\" is already registered");
+  }
+
   asio::awaitable<void> serve();
   asio::awaitable<void> process(std::shared_ptr<detail::WorkerRun> run);
   asio::awaitable<void> execute(std::shared_ptr<detail::WorkerRun> run, const Entry& entry);
@@ -293,8 +303,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
                                        std::string dead_letter_reason);
   // Stores the outcome (result, its event, and the task state when given), retrying through
   // outages. False when another worker took the task over (nothing must be acked then).
-  asio::awaitable<bool> store_outcome(std::shared_ptr<detail::WorkerRun> run, const TaskResult& result,
-                                      const TaskEvent& event, const std::optional<Task>& state);
+  asio::awaitable<bool> store_outcome(std::shared_ptr<detail::WorkerRun> run, TaskResult result,
+                                      const TaskEvent& event, std::optional<TaskStatus> state);
   enum class Claim { run, done, duplicate };
   // A redelivery of the message whose outcome is stored: the worker that stored it may have
   // died before its event or dead letter were stored too (they follow the result), so both
@@ -347,17 +357,19 @@ asio::awaitable<void> Worker::Impl::execute(std::shared_ptr<detail::WorkerRun> r
     });
   }
   if (entry.coroutine) {
-    auto invoke = [](std::shared_ptr<detail::WorkerRun> r, Handler h) -> asio::awaitable<json> {
-      co_return co_await h(r->context, r->lease.task().args, r->lease.task().kwargs);
+    // The handlers are fixed once the worker runs and live as long as it (run->worker): no
+    // copy of the std::function per task.
+    auto invoke = [](std::shared_ptr<detail::WorkerRun> r, const Handler* h) -> asio::awaitable<json> {
+      co_return co_await (*h)(r->context, r->lease.task().args, r->lease.task().kwargs);
     };
     auto done = [run](std::exception_ptr e, json v) { run->finish(std::move(e), std::move(v)); };
-    asio::co_spawn(strand, invoke(run, entry.coroutine), asio::bind_cancellation_slot(run->signal.slot(), std::move(done)));
+    asio::co_spawn(strand, invoke(run, &entry.coroutine), asio::bind_cancellation_slot(run->signal.slot(), std::move(done)));
   } else {
-    asio::post(*pool, [run, handler = entry.blocking, strand = strand]() mutable {
+    asio::post(*pool, [run, handler = &entry.blocking, strand = strand]() mutable {
       json value;
       std::exception_ptr error;
       try {
-        value = handler(run->context, run->lease.task().args, run->lease.task().kwargs);
+        value = (*handler)(run->context, run->lease.task().args, run->lease.task().kwargs);
       } catch (...) {
         error = std::current_exception();
       }
@@ -461,16 +473,14 @@ asio::awaitable<std::string> Worker::Impl::dependencies_state(const Task& task) 
   co_return "met";
 }
 
-asio::awaitable<bool> Worker::Impl::store_outcome(std::shared_ptr<detail::WorkerRun> run, const TaskResult& outcome,
-                                                  const TaskEvent& event, const std::optional<Task>& state) {
+asio::awaitable<bool> Worker::Impl::store_outcome(std::shared_ptr<detail::WorkerRun> run, TaskResult result,
+                                                  const TaskEvent& event, std::optional<TaskStatus> state) {
   // The event's deduplication id, recorded in the result so that settle_stored can write the
   // event again without storing it twice. Per claim: two workers that ran the same message
   // (one whose lease had expired) log their events under different ids.
-  TaskResult result = outcome;
-  result.metadata[kOutcomeEventKey] = "outcome-" + result.task_id + "-" +
-                                      std::to_string(run->lease.stream_sequence()) + "-" +
-                                      std::to_string(run->claim_revision);
-  const std::string dedup_id = result.metadata[kOutcomeEventKey].get<std::string>();
+  const std::string dedup_id = "outcome-" + result.task_id + "-" + std::to_string(run->lease.stream_sequence()) +
+                               "-" + std::to_string(run->claim_revision);
+  result.metadata[kOutcomeEventKey] = dedup_id;
   // In parallel; what succeeded is not repeated when a retry follows a partial failure.
   bool result_done = false, event_done = false, state_done = !state, kept = true;
   auto put_result = [&]() -> asio::awaitable<void> {
@@ -485,8 +495,10 @@ asio::awaitable<bool> Worker::Impl::store_outcome(std::shared_ptr<detail::Worker
   };
   auto put_state = [&]() -> asio::awaitable<void> {
     if (state_done) co_return;
+    Task task = run->lease.task();
+    task.status = *state;
     detail::KvBucket bucket(backend.connection(), backend.config().task_state_bucket.name);
-    co_await bucket.put(state->id, encode(*state));
+    co_await bucket.put(task.id, encode(task));
     state_done = true;
   };
   auto store = [&]() -> asio::awaitable<void> {
@@ -504,10 +516,9 @@ asio::awaitable<void> Worker::Impl::settle_cancelled(std::shared_ptr<detail::Wor
   const Task& t = run->lease.task();
   TaskResult cancelled{.task_id = t.id, .status = ResultStatus::cancelled, .completed_at = now()};
   if (ran) cancelled.error = "cancelled while running";
-  const TaskResult result = stamped(std::move(cancelled), *run);
+  TaskResult result = stamped(std::move(cancelled), *run);
   const TaskEvent event = tagged(events::cancelled(t.id), t);
-  std::optional<Task> no_state;
-  if (!co_await store_outcome(run, result, event, no_state)) co_return;
+  if (!co_await store_outcome(run, std::move(result), event, std::nullopt)) co_return;
   co_await acknowledge(run);
   ++counters.cancelled;
 }
@@ -552,10 +563,7 @@ asio::awaitable<void> Worker::Impl::settle_failure(std::shared_ptr<detail::Worke
   TaskResult result = stamped(TaskResult::failure(t.id, failure.type, failure.message), *run);
   result.metadata[kDeadLetterKey] = dead_letter_reason;
   const TaskEvent event = tagged(events::failed(t.id, failure.type, failure.message), t);
-  Task state = t;
-  state.status = TaskStatus::failed;
-  std::optional<Task> failed_state = state;
-  if (!co_await store_outcome(run, result, event, failed_state)) co_return;
+  if (!co_await store_outcome(run, std::move(result), event, TaskStatus::failed)) co_return;
   auto letter = [&]() -> asio::awaitable<void> { co_await run->lease.dead_letter(dead_letter_reason); };
   co_await persist("dead-lettering", t.id, std::move(letter));
   ++counters.failed;
@@ -667,10 +675,9 @@ asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> r
   }
 
   if (run->finished && !run->abandoned && !run->error && why == StopReason::none) {
-    const TaskResult result = stamped(TaskResult::success(t.id, std::move(run->value)), *run);
+    TaskResult result = stamped(TaskResult::success(t.id, std::move(run->value)), *run);
     const TaskEvent event = tagged(events::completed(t.id, *result.execution_time, options.worker_id), t);
-    std::optional<Task> no_state;
-    if (!co_await store_outcome(run, result, event, no_state)) co_return;
+    if (!co_await store_outcome(run, std::move(result), event, std::nullopt)) co_return;
     // Acknowledged only now: the result and its event are stored.
     co_await acknowledge(run);
     ++counters.completed;
@@ -881,8 +888,7 @@ asio::awaitable<void> TaskContext::progress(double fraction, std::string message
   auto& worker = *run->worker;
   co_await run->lease.in_progress();
   run->last_signal = Steady::now();
-  TaskEvent event = events::executing(run->lease.task().id, worker.options.worker_id);
-  event.queue_name = run->lease.task().queue_name;
+  TaskEvent event = worker.tagged(events::executing(run->lease.task().id, worker.options.worker_id), run->lease.task());
   event.details = progress_details(fraction, message);
   event.message = message.empty() ? std::optional<std::string>{} : std::optional<std::string>{message};
   co_await worker.backend.event_log().log_event(std::move(event));
@@ -902,26 +908,13 @@ Worker::Worker(NatsBackend& backend, WorkerOptions options) {
 Worker::~Worker() { stop(); }
 
 void Worker::handle(std::string name, Handler handler) {
-  if (!handler) throw_error(errc::invalid_argument, "worker.handle(\"" + name + "\"): the handler is empty");
-  Impl::Entry entry;
-  entry.coroutine = std::move(handler);
-  if (name.empty()) throw_error(errc::invalid_argument, "worker.handle: the function name is empty");
-  if (impl_->started) throw_error(errc::invalid_argument, "worker.handle(\"" + name + "\"): the worker already runs");
-  std::lock_guard lock(impl_->handlers_mu);
-  if (!impl_->handlers.emplace(name, std::move(entry)).second)
-    throw_error(errc::invalid_argument, "worker.handle: \"" + name + "\" is already registered");
+  const bool empty = !handler;
+  impl_->add(std::move(name), Impl::Entry{.coroutine = std::move(handler)}, empty, "worker.handle");
 }
 
 void Worker::handle_blocking(std::string name, BlockingHandler handler) {
-  if (!handler) throw_error(errc::invalid_argument, "worker.handle_blocking(\"" + name + "\"): the handler is empty");
-  Impl::Entry entry;
-  entry.blocking = std::move(handler);
-  if (name.empty()) throw_error(errc::invalid_argument, "worker.handle_blocking: the function name is empty");
-  if (impl_->started)
-    throw_error(errc::invalid_argument, "worker.handle_blocking(\"" + name + "\"): the worker already runs");
-  std::lock_guard lock(impl_->handlers_mu);
-  if (!impl_->handlers.emplace(name, std::move(entry)).second)
-    throw_error(errc::invalid_argument, "worker.handle_blocking: \"" + name + "\" is already registered");
+  const bool empty = !handler;
+  impl_->add(std::move(name), Impl::Entry{.blocking = std::move(handler)}, empty, "worker.handle_blocking");
 }
 
 asio::awaitable<void> Worker::run() {
