@@ -133,11 +133,10 @@ bool retry_can_fix(const std::exception_ptr& error) {
 // ---- EventLog --------------------------------------------------------------------------------
 
 asio::awaitable<void> EventLog::ensure() {
-  if (provisioned_.done()) co_return;
-  auto create = [spec = detail::events_stream_spec(backend_.config())](natsConnection*, jsCtx* js) {
-    detail::ensure_stream(js, spec);
+  auto make = [&c = backend_.config()] {
+    return [spec = detail::events_stream_spec(c)](natsConnection*, jsCtx* js) { detail::ensure_stream(js, spec); };
   };
-  co_await provisioned_.ensure(backend_.connection(), std::move(create));
+  co_await provisioned_.ensure(backend_.connection(), std::move(make));
 }
 
 asio::awaitable<StreamReport> EventLog::info() {

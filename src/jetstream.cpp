@@ -76,6 +76,20 @@ std::optional<JsError> error_in(const json& j) {
   return JsError{e.value("code", 0), e.value("err_code", 0), e.value("description", std::string("unknown error"))};
 }
 
+// An API reply parsed once: its error (status or body) is thrown as `what`, except one whose
+// err_code is `tolerated` (non-zero), for which nullopt is returned; otherwise the JSON object.
+std::optional<json> api_answer(const Reply& reply, const std::string& what, int tolerated = 0) {
+  if (auto e = status_error(reply)) throw_js_error(*e, what);
+  json j = json::parse(reply.data, nullptr, false);
+  if (auto e = error_in(j)) {
+    if (tolerated != 0 && e->err_code == tolerated) return std::nullopt;
+    throw_js_error(*e, what);
+  }
+  if (j.is_discarded() || !j.is_object())
+    throw_error(errc::nats_error, what + ": unexpected answer \"" + reply.data.substr(0, 200) + "\"");
+  return j;
+}
+
 }  // namespace
 
 std::optional<JsError> js_error(const Reply& reply) {
@@ -85,16 +99,12 @@ std::optional<JsError> js_error(const Reply& reply) {
 }
 
 std::optional<PubAck> parse_pub_ack(const Reply& reply, const std::string& what, bool allow_conflict) {
-  // Parsed once: an ack is either {"stream","seq",...} or {"error":{...}}.
-  if (auto e = status_error(reply)) throw_js_error(*e, what);
-  const json j = json::parse(reply.data, nullptr, false);
-  if (auto err = error_in(j)) {
-    if (allow_conflict && err->err_code == kErrWrongLastSequence) return std::nullopt;
-    throw_js_error(*err, what);
-  }
-  if (j.is_discarded() || !j.is_object() || !j.contains("seq"))
+  // An ack is either {"stream","seq",...} or {"error":{...}}.
+  const auto j = api_answer(reply, what, allow_conflict ? kErrWrongLastSequence : 0);
+  if (!j) return std::nullopt;
+  if (!j->contains("seq"))
     throw_error(errc::nats_error, what + ": unexpected acknowledgement \"" + reply.data.substr(0, 200) + "\"");
-  return PubAck{j.value("stream", std::string()), j.value("seq", std::uint64_t{0}), j.value("duplicate", false)};
+  return PubAck{j->value("stream", std::string()), j->value("seq", std::uint64_t{0}), j->value("duplicate", false)};
 }
 
 asio::awaitable<std::vector<RequestOutcome>> request_all(Connection& c, std::vector<Request> requests,
@@ -125,10 +135,7 @@ asio::awaitable<std::vector<RequestOutcome>> request_all(Connection& c, std::vec
 asio::awaitable<json> api_request(Connection& c, std::string api, json body, std::string what) {
   Request req{.subject = "$JS.API." + api, .data = body.is_null() ? std::string() : body.dump()};
   const Reply reply = co_await c.async_request(std::move(req), asio::use_awaitable);
-  if (auto e = js_error(reply)) throw_js_error(*e, what);
-  json j = json::parse(reply.data, nullptr, false);
-  if (j.is_discarded()) throw_error(errc::nats_error, what + ": the server's answer is not JSON");
-  co_return j;
+  co_return std::move(*api_answer(reply, what));
 }
 
 asio::awaitable<std::optional<PubAck>> js_publish(Connection& c, std::string subject, std::string data,
@@ -208,15 +215,7 @@ namespace {
 asio::awaitable<std::optional<json>> consumer_info(Connection& c, std::string stream, std::string name) {
   Request req{.subject = "$JS.API.CONSUMER.INFO." + stream + "." + name};
   const Reply reply = co_await c.async_request(std::move(req), asio::use_awaitable);
-  const std::string what = "reading consumer " + name + " of " + stream;
-  if (auto e = status_error(reply)) throw_js_error(*e, what);
-  json j = json::parse(reply.data, nullptr, false);  // parsed once, for the error or the info
-  if (auto e = error_in(j)) {
-    if (e->err_code == kErrConsumerNotFound) co_return std::nullopt;
-    throw_js_error(*e, what);
-  }
-  if (j.is_discarded() || !j.is_object()) throw_error(errc::nats_error, "consumer info of " + name + " is not JSON");
-  co_return j;
+  co_return api_answer(reply, "reading consumer " + name + " of " + stream, kErrConsumerNotFound);
 }
 
 // Whether an existing consumer already has every setting omniq would give it.
@@ -301,9 +300,8 @@ asio::awaitable<Reader> create_reader(Connection& c, ReaderOptions o) {
   Request req{.subject = "$JS.API.CONSUMER.CREATE." + o.stream, .data = reader_body(o).dump(), .timeout = o.timeout};
   const Reply reply = co_await c.async_request(std::move(req), asio::use_awaitable);
   const std::string what = "creating a reader on " + o.stream + (o.filter.empty() ? "" : " for " + o.filter);
-  if (auto e = js_error(reply)) throw_js_error(*e, what);
-  const json j = json::parse(reply.data, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("name"))
+  const json j = std::move(*api_answer(reply, what));
+  if (!j.contains("name"))
     throw_error(errc::nats_error, what + ": unexpected answer \"" + reply.data.substr(0, 200) + "\"");
   Reader r{.stream = o.stream, .name = j["name"].get<std::string>(),
            .num_pending = j.value("num_pending", std::uint64_t{0})};

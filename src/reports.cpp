@@ -16,9 +16,10 @@ asio::awaitable<BucketReport> bucket_report(Connection& connection, std::string 
   co_return co_await connection.async_blocking(std::move(read), asio::use_awaitable);
 }
 
-asio::awaitable<void> ensure_bucket_once(Provisioned& provisioned, Connection& connection, BucketSettings settings) {
-  auto create = [settings = std::move(settings)](natsConnection*, jsCtx* js) { ensure_bucket(js, settings); };
-  co_await provisioned.ensure(connection, std::move(create));
+asio::awaitable<void> ensure_bucket_once(Provisioned& provisioned, Connection& connection,
+                                         const BucketSettings& settings) {
+  auto make = [&settings] { return [settings](natsConnection*, jsCtx* js) { ensure_bucket(js, settings); }; };
+  co_await provisioned.ensure(connection, std::move(make));
 }
 
 }  // namespace omniq::detail

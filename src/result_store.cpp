@@ -24,7 +24,6 @@ TaskResult decode_stored(const NatsBackend& backend, const detail::KvEntry& entr
 }  // namespace
 
 asio::awaitable<void> ResultStore::ensure() {
-  if (provisioned_.done()) co_return;
   co_await detail::ensure_bucket_once(provisioned_, backend_.connection(), backend_.config().results_bucket);
 }
 
@@ -132,16 +131,22 @@ asio::awaitable<std::optional<TaskResult>> ResultStore::wait_for_result(std::str
   co_await ensure();
   auto bucket = bucket_of(backend_);
   // A pending result is a worker's claim: the watch goes on to what it stores next. A value
-  // that cannot be read ends the wait, and decode_stored below says why.
-  std::function<bool(const detail::KvEntry&)> is_final = [this](const detail::KvEntry& entry) {
+  // that cannot be read ends the wait, and decode_stored below says why; one that can is
+  // decoded once, here.
+  std::optional<TaskResult> final_result;
+  std::function<bool(const detail::KvEntry&)> is_final = [this, &final_result](const detail::KvEntry& entry) {
     try {
-      return decode_stored(backend_, entry).status != ResultStatus::pending;
+      TaskResult r = decode_stored(backend_, entry);
+      if (r.status == ResultStatus::pending) return false;
+      final_result = std::move(r);
     } catch (const Error&) {
-      return true;
+      final_result.reset();
     }
+    return true;
   };
   auto entry = co_await bucket.wait_for(task_id, timeout, std::move(is_final));
   if (!entry) co_return std::nullopt;
+  if (final_result) co_return std::move(final_result);
   co_return decode_stored(backend_, *entry);
 }
 

@@ -31,7 +31,6 @@ Schedule decode_stored(const NatsBackend& backend, const detail::KvEntry& entry)
 }  // namespace
 
 asio::awaitable<void> ScheduleStore::ensure() {
-  if (provisioned_.done()) co_return;
   co_await detail::ensure_bucket_once(provisioned_, backend_.connection(), backend_.config().schedules_bucket);
 }
 

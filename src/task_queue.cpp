@@ -36,11 +36,12 @@ namespace {
 constexpr std::size_t kPublishWindow = 4096;
 constexpr int kPromoteBatch = 256;
 
+// The queue and id in a task subject "{tasks_subject}.{queue}.{lane}.{id}", viewing into it;
+// empty when it is not one.
 struct SubjectParts {
-  std::string queue, lane, id;
+  std::string_view queue, id;
 };
 
-// "{tasks_subject}.{queue}.{lane}.{id}" -> parts; empty parts if the subject is not one.
 SubjectParts split_task_subject(const Config& c, std::string_view subject) {
   SubjectParts p;
   if (subject.size() <= c.tasks_subject.size() + 1 || subject.substr(0, c.tasks_subject.size()) != c.tasks_subject)
@@ -49,9 +50,8 @@ SubjectParts split_task_subject(const Config& c, std::string_view subject) {
   const auto a = rest.find('.');
   const auto b = a == std::string_view::npos ? a : rest.find('.', a + 1);
   if (b == std::string_view::npos) return p;
-  p.queue = std::string(rest.substr(0, a));
-  p.lane = std::string(rest.substr(a + 1, b - a - 1));
-  p.id = std::string(rest.substr(b + 1));
+  p.queue = rest.substr(0, a);
+  p.id = rest.substr(b + 1);
   return p;
 }
 
@@ -179,15 +179,15 @@ TaskQueue::TaskQueue(NatsBackend& backend)
       prefetch_(static_cast<std::size_t>(backend.config().prefetch)) {}
 
 asio::awaitable<void> TaskQueue::ensure() {
-  if (provisioned_.done()) co_return;
-  const Config& c = backend_.config();
-  auto create = [tasks = detail::tasks_stream_spec(c), dead_letters = detail::dead_letter_stream_spec(c),
-                 state = c.task_state_bucket](natsConnection*, jsCtx* js) {
-    detail::ensure_stream(js, tasks);
-    detail::ensure_stream(js, dead_letters);
-    detail::ensure_bucket(js, state);
+  auto make = [&c = backend_.config()] {
+    return [tasks = detail::tasks_stream_spec(c), dead_letters = detail::dead_letter_stream_spec(c),
+            state = c.task_state_bucket](natsConnection*, jsCtx* js) {
+      detail::ensure_stream(js, tasks);
+      detail::ensure_stream(js, dead_letters);
+      detail::ensure_bucket(js, state);
+    };
   };
-  co_await provisioned_.ensure(backend_.connection(), std::move(create));
+  co_await provisioned_.ensure(backend_.connection(), std::move(make));
 }
 
 asio::awaitable<StreamReport> TaskQueue::info() {
@@ -217,21 +217,27 @@ detail::Request task_publish(const Config& c, const Task& task, std::string data
                          .headers = {{"Nats-Msg-Id", std::move(msg_id)},
                                      {"Nats-Expected-Stream", c.tasks_stream.name}}};
 }
+// Publishes an encoded task on its lane, deduplicated by `msg_id`; returns once stored.
+asio::awaitable<void> publish_task(detail::Connection& connection, const Task& task, std::string data,
+                                   std::string msg_id, std::string what) {
+  detail::Request req = task_publish(connection.config(), task, std::move(data), std::move(msg_id));
+  co_await detail::js_publish(connection, std::move(req.subject), std::move(req.data), std::move(req.headers),
+                              std::move(what));
+}
 }  // namespace
 
 asio::awaitable<void> TaskQueue::republish(const Task& task, std::string msg_id) {
   std::string data = encode_checked(task);
-  detail::Request req = task_publish(backend_.config(), task, std::move(data), std::move(msg_id));
-  const detail::Reply reply = co_await backend_.connection().async_request(std::move(req), use_awaitable);
-  detail::parse_pub_ack(reply, "enqueueing task " + task.id + " again on queue " + task.queue_name);
+  std::string what = "enqueueing task " + task.id + " again on queue " + task.queue_name;
+  co_await publish_task(backend_.connection(), task, std::move(data), std::move(msg_id), std::move(what));
 }
 
 asio::awaitable<std::string> TaskQueue::enqueue(Task task) {
   std::string data = encode_checked(task);
   co_await ensure();
-  detail::Request req = task_publish(backend_.config(), task, std::move(data), task.id);
-  const detail::Reply reply = co_await backend_.connection().async_request(std::move(req), use_awaitable);
-  detail::parse_pub_ack(reply, "enqueueing task " + task.id + " on queue " + task.queue_name);
+  std::string what = "enqueueing task " + task.id + " on queue " + task.queue_name;
+  std::string msg_id = task.id;
+  co_await publish_task(backend_.connection(), task, std::move(data), std::move(msg_id), std::move(what));
   co_return task.id;
 }
 
@@ -349,7 +355,8 @@ asio::awaitable<std::optional<Task>> decode_or_dead_letter(detail::Connection& c
     decode_error = e.what();
   }
   if (!task) {
-    co_await dead_letter_on(connection, where.queue, where.id, m, std::nullopt, "cannot decode task: " + decode_error);
+    std::string queue(where.queue), id(where.id);
+    co_await dead_letter_on(connection, queue, id, m, std::nullopt, "cannot decode task: " + decode_error);
     co_await settle_on(connection, m.reply, "+TERM");
   }
   co_return task;
@@ -950,9 +957,9 @@ asio::awaitable<bool> TaskQueue::requeue_dead_letter(std::string task_id) {
   task.retry_count = 0;
   task.status = TaskStatus::pending;
   std::string data = encode_checked(task);
-  detail::Request req = task_publish(c, task, std::move(data), task.id + ":requeue:" + std::to_string(stored->sequence));
-  const detail::Reply reply = co_await backend_.connection().async_request(std::move(req), use_awaitable);
-  detail::parse_pub_ack(reply, "requeueing task " + task.id);
+  std::string msg_id = task.id + ":requeue:" + std::to_string(stored->sequence);
+  std::string what = "requeueing task " + task.id;
+  co_await publish_task(backend_.connection(), task, std::move(data), std::move(msg_id), std::move(what));
   co_await detail::delete_message(backend_.connection(), c.dead_letter_stream.name, stored->sequence);
   // Its recorded state (failed) and its result no longer hold: the task is pending again, and
   // a worker runs a task id only while it has no final result.

@@ -17,22 +17,23 @@ asio::awaitable<StreamReport> stream_report(Connection& connection, std::string 
 asio::awaitable<BucketReport> bucket_report(Connection& connection, std::string name);
 
 class Provisioned;
-// Creates or checks a bucket once per `provisioned`.
-asio::awaitable<void> ensure_bucket_once(Provisioned& provisioned, Connection& connection, BucketSettings settings);
+// Creates or checks a bucket once per `provisioned` (`settings` must outlive the call).
+asio::awaitable<void> ensure_bucket_once(Provisioned& provisioned, Connection& connection,
+                                         const BucketSettings& settings);
 
 class Provisioned {
  public:
-  // True once creation succeeded: callers check it before building what `ensure` would need,
-  // since every operation of a part asks for its streams first.
   bool done() const noexcept { return done_.load(std::memory_order_acquire); }
 
-  // Runs `create(natsConnection*, jsCtx*)` on the blocking pool unless it already succeeded.
-  // Concurrent first callers may both run it: creation is idempotent on the server.
-  template <class F>
-  asio::awaitable<void> ensure(Connection& connection, F create) {
-    if (done_.load(std::memory_order_acquire)) co_return;
+  // Unless creation already succeeded, runs `create(natsConnection*, jsCtx*)`, the callable
+  // `make()` returns, on the blocking pool. `make` is called only then: every operation of a
+  // part asks for its streams first, so the specs are not built on each call. Concurrent
+  // first callers may both run it: creation is idempotent on the server.
+  template <class Make>
+  asio::awaitable<void> ensure(Connection& connection, Make make) {
+    if (done()) co_return;
     // Named, not a temporary inside co_await: g++ 12 mishandles such temporaries' lifetimes.
-    auto work = [create = std::move(create)](natsConnection* nc, jsCtx* js) mutable {
+    auto work = [create = make()](natsConnection* nc, jsCtx* js) mutable {
       create(nc, js);
       return true;
     };
