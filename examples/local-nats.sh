@@ -43,3 +43,14 @@ stop_pids() {
     wait "$pid" 2>/dev/null || true
   done
 }
+
+# wait_for_match <file> <extended regex> <seconds>: until a line of the file matches (0), or
+# 1 once the time is up.
+wait_for_match() {
+  local i
+  for i in $(seq $(($3 * 10))); do
+    grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}

@@ -75,10 +75,7 @@ trap 'exit 143' TERM
 
 # wait_for_line <file> <text> <what>: waits up to 30 s for a program to log that it is ready.
 wait_for_line() {
-  for _ in $(seq 300); do
-    grep -q -- "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
+  wait_for_match "$1" "$2" 30 && return 0
   echo "$3 did not get ready within 30 s" >&2
   return 1
 }

@@ -47,12 +47,7 @@ expect_output() {
 }
 # wait_for <file> <extended regex> <seconds>: until a line of the file matches.
 wait_for() {
-  local i
-  for i in $(seq $(($3 * 10))); do
-    grep -Eq -- "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  fail "$(basename "$1") has no line matching '$2' after $3 s"
+  wait_for_match "$1" "$2" "$3" || fail "$(basename "$1") has no line matching '$2' after $3 s"
 }
 
 unset OMNIQ_CONFIG NATS_USER NATS_PASSWORD NATS_TOKEN NATS_TLS_CERT NATS_TLS_KEY NATS_TLS_CA

@@ -5,12 +5,10 @@
 # Inputs: OMNIQ_SOURCE_DIR, OMNIQ_BINARY_DIR, WORK_DIR, CXX.
 cmake_minimum_required(VERSION 3.25)
 
+include("${CMAKE_CURRENT_LIST_DIR}/../cmake/RunChecked.cmake")
 function(run)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "command failed (${rc}): ${ARGN}\n${out}\n${err}")
-  endif()
-  message(STATUS "${out}")
+  omniq_run(${ARGN})
+  message(STATUS "${OMNIQ_RUN_OUTPUT}")
 endfunction()
 
 file(REMOVE_RECURSE "${WORK_DIR}")

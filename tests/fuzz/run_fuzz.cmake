@@ -4,11 +4,9 @@
 #               corpus in WORK_DIR/<TARGET>; crash inputs are written there too.
 cmake_minimum_required(VERSION 3.25)
 
+include("${CMAKE_CURRENT_LIST_DIR}/../cmake/RunChecked.cmake")
 function(run)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "command failed (${rc}): ${ARGN}\n${out}\n${err}")
-  endif()
+  omniq_run(${ARGN})
 endfunction()
 
 if(STEP STREQUAL "build")

@@ -384,6 +384,9 @@ TEST_CASE("a task cancelled before it ran never runs", "[worker]") {
     CHECK(r->status == ResultStatus::cancelled);
     CHECK(f.count_events(victim, EventType::cancelled) == 1);
     CHECK(worker.stats().cancelled == 1);
+  } else {
+    CHECK(f.count_events(victim, EventType::cancelled) == 0);
+    CHECK(worker.stats().cancelled == 0);
   }
 }
 

@@ -5,7 +5,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
@@ -64,6 +63,24 @@ inline std::set<std::string> enqueue_persistently(NatsBackend& backend, const st
     }
   }
   return ids;
+}
+
+// The last sequence of `stream` (0 if it cannot be read), asked through `url` with nats.c:
+// it grows with every message stored, even those a work queue removed since.
+inline std::uint64_t stream_last_seq(const std::string& url, const std::string& stream) {
+  natsConnection* nc = nullptr;
+  if (natsConnection_ConnectTo(&nc, url.c_str()) != NATS_OK) return 0;
+  natsMsg* reply = nullptr;
+  std::uint64_t seq = 0;
+  const std::string subject = "$JS.API.STREAM.INFO." + stream;
+  if (natsConnection_RequestString(&reply, nc, subject.c_str(), "", 2000) == NATS_OK) {
+    const auto j = nlohmann::json::parse(std::string(natsMsg_GetData(reply), natsMsg_GetDataLength(reply)),
+                                         nullptr, false);
+    if (j.is_object() && j.contains("state")) seq = j["state"].value("last_seq", std::uint64_t{0});
+    natsMsg_Destroy(reply);
+  }
+  natsConnection_Destroy(nc);
+  return seq;
 }
 
 // A 3-node JetStream cluster on loopback (NATS-FACTS.md), each node a LocalServer.

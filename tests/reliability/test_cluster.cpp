@@ -91,9 +91,7 @@ TEST_CASE("R3 cluster: the stream leader killed during enqueue: nothing lost, ea
   const auto tasks = noop_tasks(2000, "lead");
   TimedProducer producer;
   auto enqueued = std::async(std::launch::async, [&] { return producer.run(s.backend, tasks); });
-  while (producer.acked < 500 && enqueued.wait_for(1ms) != std::future_status::ready) {
-  }
-  REQUIRE(producer.acked >= 500);
+  REQUIRE(wait_until([&] { return producer.acked >= 500; }, 60s));
   const std::string leader = s.cluster.leader(s.config.tasks_stream.name);
   REQUIRE_FALSE(leader.empty());
   LocalServer& victim = s.cluster.node(s.cluster.index_of(leader));
@@ -125,11 +123,8 @@ TEST_CASE("R3 cluster: the stream leader killed during enqueue: nothing lost, ea
   CHECK(resume_ms <= s.config.request_timeout.count() + 1000);
   // Each id stored once: retries of a timed-out publish were deduplicated by id.
   CHECK(s.backend.sync_task_queue().info().messages == 2000);
-  s.fleet.start("lead", 16, "w1");
-  s.fleet.start("lead", 16, "w2");
-  require_drained(s.backend, "lead", 60s, s.fleet);
-  CHECK(s.fleet.stop_all());
-  const Outcome o = outcome(s.backend, ids, "lead");
+  s.fleet.start_many("lead", 2, 16);
+  const Outcome o = drain_and_count(s.backend, s.fleet, ids, "lead", 60s);
   INFO(o);
   CHECK(o.lost == 0);
   CHECK(o.depth == 0);
@@ -138,30 +133,28 @@ TEST_CASE("R3 cluster: the stream leader killed during enqueue: nothing lost, ea
 
 TEST_CASE("R3 cluster: the consumer leader killed during consumption: nothing lost", "[reliability][cluster]") {
   ClusterSetup s("cons");
-  std::set<std::string> ids;
-  const auto tasks = noop_tasks(2000, "cons", "sleep_ms_2");
-  for (std::size_t i = 0; i < tasks.size(); i += 500) {
-    std::vector<Task> chunk(tasks.begin() + static_cast<std::ptrdiff_t>(i),
-                            tasks.begin() + static_cast<std::ptrdiff_t>(std::min(i + 500, tasks.size())));
-    for (const auto& id : s.backend.sync_task_queue().enqueue_batch(std::move(chunk))) ids.insert(id);
-  }
+  const std::set<std::string> ids = enqueue_in_batches(s.backend, noop_tasks(2000, "cons", "sleep_ms_2"));
+  const std::string stream = s.config.tasks_stream.name;
   const std::string consumer = detail::consumer_name(s.config, "cons", detail::band_for(0));
-  REQUIRE(s.cluster.wait_leader(s.config.tasks_stream.name, consumer, 20s));
-  s.fleet.start("cons", 16, "w1");
-  s.fleet.start("cons", 16, "w2");
-  const auto until = Steady::now() + 60s;
-  while (Steady::now() < until && s.backend.sync_task_queue().get_queue_size("cons") > 1400)
-    std::this_thread::sleep_for(20ms);
-  const std::string leader = s.cluster.leader(s.config.tasks_stream.name, consumer);
+  REQUIRE(s.cluster.wait_leader(stream, consumer, 20s));
+  s.fleet.start_many("cons", 2, 16);
+  auto& q = s.backend.sync_task_queue();
+  REQUIRE(wait_until([&] { return q.get_queue_size("cons") <= 1400; }, 60s));
+  REQUIRE(q.get_queue_size("cons") > 0);  // killed with work left
+  const std::string leader = s.cluster.leader(stream, consumer);
   REQUIRE_FALSE(leader.empty());
   LocalServer& victim = s.cluster.node(s.cluster.index_of(leader));
   victim.kill();
+  // The consumer fails over to another node.
+  std::string successor;
+  REQUIRE(wait_until([&] {
+    successor = s.cluster.leader(stream, consumer, 250ms);
+    return !successor.empty() && successor != leader;
+  }, 30s));
   std::this_thread::sleep_for(5s);
   victim.restart();
-  require_drained(s.backend, "cons", 90s, s.fleet);
-  CHECK(s.fleet.stop_all());
-  const Outcome o = outcome(s.backend, ids, "cons");
-  INFO("consumer leader was " << leader << "; " << o);
+  const Outcome o = drain_and_count(s.backend, s.fleet, ids, "cons", 90s);
+  INFO("consumer leader was " << leader << ", then " << successor << "; " << o);
   CHECK(o.lost == 0);
   CHECK(o.depth == 0);
   WARN("consumer leader " << leader << " killed: " << o);
@@ -191,9 +184,7 @@ TEST_CASE("R3 cluster: quorum lost for 5 s: no enqueue reported stored unless it
       ++tried;
     }
   });
-  while (tried < 300 && producer.wait_for(1ms) != std::future_status::ready) {
-  }
-  REQUIRE(tried >= 300);
+  REQUIRE(wait_until([&] { return tried >= 300; }, 60s));
   s.cluster.node(1).kill();
   s.cluster.node(2).kill();
   std::this_thread::sleep_for(5s);
@@ -211,11 +202,8 @@ TEST_CASE("R3 cluster: quorum lost for 5 s: no enqueue reported stored unless it
   INFO("accepted " << accepted.size() << " (" << accepted_before << " before the recovery), refused " << refused);
   CHECK(refused > 0);                         // the outage was seen
   CHECK(accepted.size() > accepted_before);  // and enqueues succeed again after it
-  s.fleet.start("quorum", 16, "w1");
-  s.fleet.start("quorum", 16, "w2");
-  require_drained(s.backend, "quorum", 60s, s.fleet);
-  CHECK(s.fleet.stop_all());
-  const Outcome o = outcome(s.backend, accepted, "quorum");
+  s.fleet.start_many("quorum", 2, 16);
+  const Outcome o = drain_and_count(s.backend, s.fleet, accepted, "quorum", 60s);
   INFO(o);
   CHECK(o.lost == 0);
   WARN("quorum loss: accepted " << accepted.size() << ", refused " << refused << "; " << o);

@@ -1,8 +1,8 @@
 // The worker process of the multi-process tests: serves one queue with handlers whose
 // behaviour the tests choose per task, until SIGTERM (graceful) or SIGKILL (a crash).
-//   omniq_test_worker <url[,url...] | config.json> <queue> <concurrency> [ack_wait_ms] [worker_id]
-// (a JSON config file gives every setting, e.g. replicas for a cluster or a user; ack_wait_ms
-// 0 keeps the configured one)
+//   omniq_test_worker <config.json> <queue> <concurrency> [worker_id]
+// (the JSON config file gives every setting: servers, ack_wait, replicas for a cluster; see
+// test::Fleet, which writes it)
 // Handlers: noop (returns its args), fail_first (fails the first attempt), sleep_ms (awaits
 // args[0] ms), sleep_ms_2 (awaits 2 ms), always_fail.
 #include <cstdlib>
@@ -22,29 +22,16 @@ using namespace omniq;
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    std::cerr << "usage: omniq_test_worker <url> <queue> <concurrency> [ack_wait_ms] [worker_id]\n";
+    std::cerr << "usage: omniq_test_worker <config.json> <queue> <concurrency> [worker_id]\n";
     return 2;
   }
   spdlog::set_level(spdlog::level::warn);
   try {
-    const std::string where = argv[1];
-    Config config;
-    if (where.size() > 5 && where.substr(where.size() - 5) == ".json") {
-      config = load_config_file(where);
-    } else {
-      config.servers.clear();
-      std::size_t from = 0;
-      for (std::size_t comma; (comma = where.find(',', from)) != std::string::npos; from = comma + 1)
-        config.servers.push_back(where.substr(from, comma - from));
-      config.servers.push_back(where.substr(from));
-      config.reconnect_time_wait = std::chrono::milliseconds(100);
-      config.max_reconnect_attempts = -1;
-    }
-    if (argc > 4 && std::atoi(argv[4]) > 0) config.ack_wait = std::chrono::milliseconds(std::atoi(argv[4]));
+    const Config config = load_config_file(argv[1]);
     NatsBackend backend(config);
     ConnectionScope scope(backend);
     WorkerOptions options{.queues = {argv[2]}, .concurrency = static_cast<std::size_t>(std::atoi(argv[3]))};
-    if (argc > 5) options.worker_id = argv[5];
+    if (argc > 4) options.worker_id = argv[4];
     Worker worker(backend, options);
     worker.handle("noop", [](TaskContext&, const json& args, const json&) -> asio::awaitable<json> { co_return args; });
     worker.handle("fail_first", [](TaskContext& ctx, const json& args, const json&) -> asio::awaitable<json> {

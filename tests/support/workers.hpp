@@ -3,6 +3,7 @@
 // omniq_test_worker (tests/CMakeLists.txt defines it for suites marked WORKER).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -30,9 +31,13 @@ class Fleet {
     std::ofstream(config_file_) << config_to_json(config).dump(2);
   }
   Process& start(const std::string& queue, int concurrency, const std::string& id) {
-    std::vector<std::string> argv{OMNIQ_TEST_WORKER, config_file_.string(), queue, std::to_string(concurrency), "0", id};
+    std::vector<std::string> argv{OMNIQ_TEST_WORKER, config_file_.string(), queue, std::to_string(concurrency), id};
     workers_.push_back(std::make_unique<Process>(std::move(argv), dir_ / (id + ".log")));
     return *workers_.back();
+  }
+  // `count` workers "w1".."w<count>" on `queue`, each running `concurrency` tasks at once.
+  void start_many(const std::string& queue, int count, int concurrency) {
+    for (int i = 1; i <= count; ++i) start(queue, concurrency, "w" + std::to_string(i));
   }
   // The last `lines` lines of each worker's log, for a failure message.
   std::string log_tails(std::size_t lines = 15) {
@@ -115,6 +120,26 @@ inline void require_drained(NatsBackend& backend, const std::string& queue, Dura
   }
   FAIL("queue " << queue << " did not drain: depth " << depth << "; the workers' logs end with:\n"
                 << fleet.log_tails());
+}
+
+// The end of a scenario: the queue drains (or the test fails with the workers' logs), the
+// workers stop and exit 0, and what happened to `ids` is counted (its depth is 0 by then).
+inline Outcome drain_and_count(NatsBackend& backend, Fleet& fleet, const std::set<std::string>& ids,
+                               const std::string& queue, Duration timeout) {
+  require_drained(backend, queue, timeout, fleet);
+  CHECK(fleet.stop_all());
+  return outcome(backend, ids, queue);
+}
+
+// Enqueues `tasks` in batches of 500; returns their ids.
+inline std::set<std::string> enqueue_in_batches(NatsBackend& backend, const std::vector<Task>& tasks) {
+  std::set<std::string> ids;
+  for (std::size_t i = 0; i < tasks.size(); i += 500) {
+    std::vector<Task> chunk(tasks.begin() + static_cast<std::ptrdiff_t>(i),
+                            tasks.begin() + static_cast<std::ptrdiff_t>(std::min(tasks.size(), i + 500)));
+    for (const auto& id : backend.sync_task_queue().enqueue_batch(std::move(chunk))) ids.insert(id);
+  }
+  return ids;
 }
 
 inline std::vector<Task> noop_tasks(std::size_t n, const std::string& queue, const std::string& func = "noop") {
