@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <set>
@@ -73,6 +74,9 @@ struct Outcome {
   std::size_t lost = 0;        // enqueued - completed
   std::size_t duplicates = 0;  // executions - completed
   std::uint64_t depth = 0;     // consumer pending + unacked for the queue
+  // For a failure message: how each of the first few lost ids ended ("dead-lettered: <reason>",
+  // "result <status>", "no result").
+  std::vector<std::string> lost_how{};
 };
 
 inline Outcome outcome(NatsBackend& backend, const std::set<std::string>& ids, const std::string& queue) {
@@ -88,12 +92,26 @@ inline Outcome outcome(NatsBackend& backend, const std::set<std::string>& ids, c
   o.lost = o.enqueued - o.completed;
   o.duplicates = o.executions > o.completed ? o.executions - o.completed : 0;
   o.depth = backend.sync_task_queue().get_queue_size(queue);
+  if (o.lost > 0) {
+    std::map<std::string, std::string> letters;
+    for (const auto& l : backend.sync_task_queue().list_dead_letters(queue, 10'000)) letters[l.task_id] = l.reason;
+    for (const auto& id : ids) {
+      if (done.count(id) || o.lost_how.size() >= 5) continue;
+      const auto r = backend.sync_result_store().get_record(id);
+      const auto letter = letters.find(id);
+      o.lost_how.push_back(id + ": " + (letter != letters.end() ? "dead-lettered: " + letter->second
+                                        : r ? "result " + std::string(to_string(r->result.status))
+                                            : std::string("no result")));
+    }
+  }
   return o;
 }
 
 inline std::ostream& operator<<(std::ostream& os, const Outcome& o) {
-  return os << "enqueued " << o.enqueued << ", completed " << o.completed << ", executions " << o.executions
+  os << "enqueued " << o.enqueued << ", completed " << o.completed << ", executions " << o.executions
             << ", lost " << o.lost << ", duplicates " << o.duplicates << ", depth " << o.depth;
+  for (const auto& how : o.lost_how) os << "\n  lost " << how;
+  return os;
 }
 
 // Waits until the queue's consumers hold no work; false after `timeout`.
