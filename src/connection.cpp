@@ -3,6 +3,8 @@
 #include <charconv>
 #include <condition_variable>
 #include <deque>
+#include <iterator>
+#include <thread>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -133,7 +135,7 @@ bool parse_ack_subject(std::string_view ack, JsMessage& into) {
 // State shared between the Connection and nats.c's callback threads. nats.c callbacks hold
 // their own shared_ptr (freed in the subscription's completion and the closed callback), so
 // the state outlives any callback still running after close.
-struct ConnectionState {
+struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   struct Pending {
     ReplyHandler handler;
     SteadyClock::time_point deadline;
@@ -163,9 +165,64 @@ struct ConnectionState {
   std::string last_unmatched_violation;                // guarded by mu
   std::unordered_set<std::string> violations_logged;   // guarded by mu: texts logged at error level
 
+  // Requests started during one turn of the io executor go out together, back to back, at
+  // the end of it (send_outbox): the server then reads them in one go instead of waking for
+  // each, which is most of the cost of many small requests in flight.
+  struct Outgoing {
+    std::uint64_t id = 0;
+    std::string subject;
+    std::string reply;
+    std::string data;
+    std::size_t header_bytes = 0;
+    MsgPtr msg;  // only when there are headers
+  };
+  std::mutex out_mu;
+  std::vector<Outgoing> outbox;  // guarded by out_mu
+
+  // A turn with more than kInlineWrites publishes hands them to the writer thread: each
+  // publish is a socket write (send_asap), which on loopback also runs the receiving side, and
+  // many of them would hold the io thread that runs the work. Small turns are written at once
+  // (no thread hop for a one-at-a-time caller); once the writer has work, everything goes
+  // through it, in order.
+  static constexpr std::size_t kInlineWrites = 2;
+  std::mutex writer_mu;
+  std::condition_variable writer_cv;
+  std::vector<Outgoing> writer_queue;  // guarded by writer_mu
+  bool writer_busy = false;            // guarded by writer_mu
+  bool writer_stop = false;            // guarded by writer_mu
+  std::thread writer;
+
+  void start_writer() {
+    writer = std::thread([this] {
+      for (;;) {
+        std::vector<Outgoing> batch;
+        {
+          std::unique_lock lock(writer_mu);
+          writer_cv.wait(lock, [&] { return !writer_queue.empty() || writer_stop; });
+          if (writer_queue.empty()) return;  // stopped, and everything written
+          batch.swap(writer_queue);
+          writer_busy = true;
+        }
+        write(batch);
+        std::lock_guard lock(writer_mu);
+        writer_busy = false;
+      }
+    });
+  }
+  // Writes what is queued, then ends the writer thread.
+  void stop_writer() {
+    {
+      std::lock_guard lock(writer_mu);
+      writer_stop = true;
+    }
+    writer_cv.notify_one();
+    if (writer.joinable()) writer.join();
+  }
+
   // The handles are released only when nothing can use them any more: the last holder of
   // the state may be a nats.c callback, a blocking call or a request completing.
   ~ConnectionState() {
+    stop_writer();
     if (mux) natsSubscription_Destroy(mux);
     if (js) jsCtx_Destroy(js);
     if (conn) natsConnection_Destroy(conn);
@@ -234,6 +291,69 @@ struct ConnectionState {
     Pending p = std::move(it->second);
     pending.erase(it);
     return p;
+  }
+
+  // Adds `o` to the outbox; the first one of a turn schedules the send on `io`.
+  void queue(const asio::any_io_executor& io, Outgoing o) {
+    bool first = false;
+    {
+      std::lock_guard lock(out_mu);
+      first = outbox.empty();
+      outbox.push_back(std::move(o));
+    }
+    if (first) asio::post(io, [self = shared_from_this()] { self->send_outbox(); });
+  }
+
+  // Publishes what was queued (see outbox), in order. A request whose publish fails completes
+  // with the error; a plain publish that fails is logged (an ack or progress signal lost that
+  // way only means a redelivery).
+  void send_outbox() {
+    std::vector<Outgoing> batch;
+    {
+      std::lock_guard lock(out_mu);
+      batch.swap(outbox);
+    }
+    if (batch.empty()) return;
+    {
+      std::unique_lock lock(writer_mu);
+      if (writer.joinable() && !writer_stop &&
+          (batch.size() > kInlineWrites || writer_busy || !writer_queue.empty())) {
+        if (writer_queue.empty()) writer_queue = std::move(batch);
+        else std::move(batch.begin(), batch.end(), std::back_inserter(writer_queue));
+        lock.unlock();
+        writer_cv.notify_one();
+        return;
+      }
+    }
+    write(batch);
+  }
+
+  void write(std::vector<Outgoing>& batch) {
+    for (auto& o : batch) {
+      const int size = static_cast<int>(o.data.size());
+      const natsStatus s = o.msg           ? natsConnection_PublishMsg(conn, o.msg.get())
+                           : o.reply.empty() ? natsConnection_Publish(conn, o.subject.c_str(), o.data.data(), size)
+                                             : natsConnection_PublishRequest(conn, o.subject.c_str(), o.reply.c_str(),
+                                                                             o.data.data(), size);
+      if (s == NATS_OK) continue;
+      if (o.id == 0) {
+        logger->log(s == NATS_CONNECTION_CLOSED ? spdlog::level::debug : spdlog::level::warn,
+                    "omniq: a publish on {} was not sent: {}", o.subject, nats_error_text(s));
+        continue;
+      }
+      auto p = take(o.id);
+      if (!p) continue;  // already completed by close or timeout
+      std::string text = nats_error_text(s);
+      std::string msg_text;
+      if (s == NATS_MAX_PAYLOAD) {
+        msg_text = "message on " + o.subject + " is " + std::to_string(o.data.size() + o.header_bytes) +
+                   " bytes (data + headers), over the server's max_payload of " +
+                   std::to_string(max_payload.load()) + " bytes";
+      } else {
+        msg_text = "publishing on " + o.subject + ": " + text;
+      }
+      complete(std::move(*p), std::make_exception_ptr(Error(errc_from_status(s, text), msg_text)), {});
+    }
   }
 
   void fail_all(errc kind, const std::string& why) {
@@ -719,6 +839,7 @@ void Connection::connect_blocking() {
     std::lock_guard lock(state->mu);
     state->open = true;
   }
+  state->start_writer();
   state_.store(state);
   // On the admin thread: timeouts must fire even when every blocking thread is busy.
   SweepTimer::arm(std::make_shared<asio::steady_timer>(admin_.get_executor()), state);
@@ -739,6 +860,8 @@ void Connection::close_blocking() noexcept {
                                   [&] { return state->blocking_in_flight == 0; });
   }
   state->closing = true;
+  state->send_outbox();  // what was accepted goes out before the connection closes
+  state->stop_writer();
   natsConnection_Close(state->conn);
   state->fail_all(errc::closed, "the backend was closed");
   logger_->info("omniq: connection closed");
@@ -821,26 +944,10 @@ void Connection::start_request(Request request, ReplyHandler handler) {
     state->pending.emplace(id, ConnectionState::Pending{std::move(handler), deadline, request.subject});
   }
   // Registered before publishing: the reply can arrive before the publish returns.
-  const natsStatus s =
-      msg ? natsConnection_PublishMsg(state->conn, msg.get())
-          : natsConnection_PublishRequest(state->conn, request.subject.c_str(), reply.c_str(), request.data.data(),
-                                          static_cast<int>(request.data.size()));
-  if (s != NATS_OK) {
-    auto p = state->take(id);
-    if (!p) return;  // already completed by close or timeout
-    std::string text = nats_error_text(s);
-    std::string msg_text;
-    if (s == NATS_MAX_PAYLOAD) {
-      std::size_t header_bytes = 0;
-      for (const auto& h : request.headers) header_bytes += h.name.size() + h.value.size() + 4;
-      msg_text = "message on " + request.subject + " is " + std::to_string(request.data.size() + header_bytes) +
-                 " bytes (data + headers), over the server's max_payload of " +
-                 std::to_string(state->max_payload.load()) + " bytes";
-    } else {
-      msg_text = "publishing on " + request.subject + ": " + text;
-    }
-    ConnectionState::complete(std::move(*p), std::make_exception_ptr(Error(errc_from_status(s, text), msg_text)), {});
-  }
+  std::size_t header_bytes = 0;
+  for (const auto& h : request.headers) header_bytes += h.name.size() + h.value.size() + 4;
+  state->queue(io_, ConnectionState::Outgoing{id, std::move(request.subject), reply, std::move(request.data),
+                                              header_bytes, std::move(msg)});
 }
 
 void Connection::start_fetch(FetchRequest request, FetchHandler handler) {
@@ -859,18 +966,23 @@ void Connection::publish(const std::string& subject, std::string_view data, cons
   if (!state) throw_error(errc::not_connected, "publish on " + subject + ": the backend is not connected");
   if (!subject_is_publishable(subject))
     throw_error(errc::invalid_name, "subject \"" + subject + "\" cannot be published");
-  natsStatus s;
-  if (headers.empty()) {
-    s = natsConnection_Publish(state->conn, subject.c_str(), data.data(), static_cast<int>(data.size()));
-  } else {
+  // What nats.c would refuse is refused here, at once; the write itself joins the outbox.
+  if (natsConnection_IsClosed(state->conn)) throw_error(errc::closed, "publish on " + subject + ": the backend was closed");
+  std::size_t header_bytes = 0;
+  for (const auto& h : headers) header_bytes += h.name.size() + h.value.size() + 4;
+  if (const auto limit = state->max_payload.load(); limit > 0 && data.size() + header_bytes > static_cast<std::size_t>(limit))
+    throw_error(errc::payload_too_large, "message on " + subject + " is " + std::to_string(data.size() + header_bytes) +
+                                             " bytes (data + headers), over the server's max_payload of " +
+                                             std::to_string(limit) + " bytes");
+  MsgPtr msg;
+  if (!headers.empty()) {
     natsMsg* raw = nullptr;
     check(natsMsg_Create(&raw, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size())),
           "creating a message on " + subject);
-    MsgPtr msg(raw);
+    msg.reset(raw);
     for (const auto& h : headers) check(natsMsgHeader_Add(msg.get(), h.name.c_str(), h.value.c_str()), "header");
-    s = natsConnection_PublishMsg(state->conn, msg.get());
   }
-  if (s != NATS_OK) throw_nats(s, "publish on " + subject);
+  state->queue(io_, ConnectionState::Outgoing{0, subject, {}, std::string(data), header_bytes, std::move(msg)});
 }
 
 bool Connection::is_connected() const noexcept {

@@ -2,9 +2,12 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <mutex>
+#include <vector>
 #include <thread>
 
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <nats/nats.h>
@@ -103,6 +106,115 @@ TEST_CASE("many requests in flight all complete", "[connection][bridge]") {
   CHECK(acked == n);
   auto report = test::run(io, backend.event_log().info());
   CHECK(report.messages == n);
+}
+
+// Records every message on `subject` (a wildcard) in arrival order, as "<last token>:<data>",
+// and answers requests.
+struct OrderRecorder {
+  natsConnection* nc = nullptr;
+  natsSubscription* sub = nullptr;
+  std::mutex mu;
+  std::vector<std::string> got;
+  OrderRecorder(const std::string& url, const std::string& subject) {
+    REQUIRE(natsConnection_ConnectTo(&nc, url.c_str()) == NATS_OK);
+    REQUIRE(natsConnection_Subscribe(&sub, nc, subject.c_str(), &OrderRecorder::on_msg, this) == NATS_OK);
+    REQUIRE(natsConnection_Flush(nc) == NATS_OK);
+  }
+  static void on_msg(natsConnection* c, natsSubscription*, natsMsg* m, void* self) {
+    auto* r = static_cast<OrderRecorder*>(self);
+    std::string subject = natsMsg_GetSubject(m);
+    std::string entry = subject.substr(subject.rfind('.') + 1) + ":" +
+                        std::string(natsMsg_GetData(m), static_cast<std::size_t>(natsMsg_GetDataLength(m)));
+    {
+      std::lock_guard lock(r->mu);
+      r->got.push_back(std::move(entry));
+    }
+    if (const char* reply = natsMsg_GetReply(m)) natsConnection_PublishString(c, reply, "ok");
+    natsMsg_Destroy(m);
+  }
+  std::vector<std::string> seen(char kind) {
+    std::lock_guard lock(mu);
+    std::vector<std::string> out;
+    for (const auto& e : got)
+      if (e[0] == kind) out.push_back(e);
+    return out;
+  }
+  ~OrderRecorder() {
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+  }
+};
+
+TEST_CASE("publishes and requests reach the server in the order they were made, in large and small turns",
+          "[connection][bridge]") {
+  LocalServer server;
+  OrderRecorder recorder(server.url(), "omniq.test.order.*");
+  asio::io_context io;
+  NatsBackend backend(io.get_executor(), test::config_for(server));
+  test::run(io, backend.connect());
+  auto& c = backend.connection();
+  std::vector<std::string> publishes, requests;
+  std::atomic<std::size_t> replies{0};
+  // Turns of 200, 1, 2, 150 and 1 messages, one after the other on the io thread: a large
+  // turn is written by the writer thread, and the small ones after it must not overtake it.
+  // Each request starts in a handler of its own, in the order spawned.
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    int next = 0;
+    for (const int turn : {200, 1, 2, 150, 1}) {
+      for (int i = 0; i < turn; ++i) {
+        const std::string body = std::to_string(next++);
+        if (i % 3 == 0) {
+          requests.push_back("r:" + body);
+          asio::co_spawn(io, [&, body]() -> asio::awaitable<void> {
+            detail::Request req{.subject = "omniq.test.order.r", .data = body};
+            auto r = co_await c.async_request(std::move(req), use_awaitable);
+            if (r.data == "ok") ++replies;
+          }, asio::detached);
+        } else {
+          publishes.push_back("p:" + body);
+          c.publish("omniq.test.order.p", body);
+        }
+      }
+      // End of the turn: the handlers queued meanwhile (request starts, the send) run first.
+      co_await asio::post(io, use_awaitable);
+      co_await asio::post(io, use_awaitable);
+    }
+  }, asio::detached);
+  io.restart();
+  io.run();  // until every request has its reply
+  CHECK(replies == requests.size());
+  REQUIRE(test::wait_until([&] { return recorder.seen('p').size() >= publishes.size(); }, 10s));
+  CHECK(recorder.seen('p') == publishes);
+  CHECK(recorder.seen('r') == requests);
+}
+
+TEST_CASE("a publish that cannot be sent is refused at once", "[connection][bridge]") {
+  LocalServer server;
+  asio::io_context io;
+  NatsBackend backend(io.get_executor(), test::config_for(server));
+  test::run(io, backend.connect());
+  const std::string big(1024 * 1024 + 1, 'x');
+  try {
+    backend.connection().publish("omniq.test.big", big);
+    FAIL("expected payload_too_large");
+  } catch (const Error& e) {
+    CHECK(e.kind() == errc::payload_too_large);
+    CHECK_THAT(e.what(), Catch::Contains("1048576"));
+  }
+  try {
+    backend.connection().publish("omniq.test.a b", "x");
+    FAIL("expected invalid_name");
+  } catch (const Error& e) {
+    CHECK(e.kind() == errc::invalid_name);
+  }
+  CHECK(backend.is_connected());
+  test::run(io, backend.close());
+  try {
+    backend.connection().publish("omniq.test.late", "x");
+    FAIL("expected an error after close");
+  } catch (const Error& e) {
+    CHECK((e.kind() == errc::not_connected || e.kind() == errc::closed));
+  }
 }
 
 TEST_CASE("a request without a reply times out with a clear error", "[connection][bridge]") {

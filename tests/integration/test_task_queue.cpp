@@ -193,6 +193,9 @@ TEST_CASE("higher priority tasks waiting in a queue are served first, earlier qu
     for (int i = 0; i < 3; ++i) batch.push_back(make_task("high", "default", 50));
     batch.push_back(make_task("urgent", "default", 500));
     q.enqueue_batch(batch);
+    // Waiting: delivered to the watchers (docs/task-queue.md: a dequeue takes among what has
+    // arrived, and a task enqueued a moment ago may still be on its way).
+    std::this_thread::sleep_for(200ms);
     std::vector<std::string> order;
     while (auto lease = q.dequeue({"default"}, 300ms)) {
       order.push_back(lease->task().func);

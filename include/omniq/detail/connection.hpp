@@ -152,7 +152,10 @@ class Connection {
   void connect_blocking();
   void close_blocking() noexcept;
 
-  // Publishes `request` with a reply subject and completes with the reply; errors:
+  // Publishes `request` with a reply subject and completes with the reply. Everything
+  // published during one turn of the io executor is written together at the end of it, in
+  // order: inline when the turn made one or two, otherwise by the connection's writer thread,
+  // so the io thread does not spend the turn in socket writes. Errors:
   // not_connected, closed, timeout, payload_too_large, invalid_name (bad subject),
   // permission_denied (the server refused the user to publish on the subject: reported by
   // the server asynchronously, matched to the request by its subject, failed at once).
@@ -180,7 +183,10 @@ class Connection {
   }
 
   // Publishes without waiting for anything (acks, naks, progress signals). Throws
-  // omniq::Error when the message cannot be sent (not connected, payload too large).
+  // omniq::Error at once for what cannot be sent (not connected or closed, payload over
+  // max_payload, a bad subject or header); the write itself joins the requests of the same
+  // turn (see start_request), so a failure there is only logged: a lost ack or progress
+  // signal means a redelivery, which omniq's claims absorb.
   void publish(const std::string& subject, std::string_view data, const std::vector<Header>& headers = {});
 
   // Runs `f(natsConnection*, jsCtx*)` on the blocking pool; `f` may throw omniq::Error.
