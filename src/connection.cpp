@@ -190,9 +190,17 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   std::vector<Outgoing> writer_queue;  // guarded by writer_mu
   bool writer_busy = false;            // guarded by writer_mu
   bool writer_stop = false;            // guarded by writer_mu
+  bool writer_running = false;         // guarded by writer_mu
   std::thread writer;
+  // One send at a time: with an io_context run by several threads, two sends (or close's)
+  // must not write their batches side by side, or a later one could overtake.
+  std::mutex send_mu;
 
   void start_writer() {
+    {
+      std::lock_guard lock(writer_mu);
+      writer_running = true;
+    }
     writer = std::thread([this] {
       for (;;) {
         std::vector<Outgoing> batch;
@@ -214,6 +222,7 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
     {
       std::lock_guard lock(writer_mu);
       writer_stop = true;
+      writer_running = false;
     }
     writer_cv.notify_one();
     if (writer.joinable()) writer.join();
@@ -308,6 +317,7 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   // with the error; a plain publish that fails is logged (an ack or progress signal lost that
   // way only means a redelivery).
   void send_outbox() {
+    std::lock_guard sending(send_mu);
     std::vector<Outgoing> batch;
     {
       std::lock_guard lock(out_mu);
@@ -316,8 +326,7 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
     if (batch.empty()) return;
     {
       std::unique_lock lock(writer_mu);
-      if (writer.joinable() && !writer_stop &&
-          (batch.size() > kInlineWrites || writer_busy || !writer_queue.empty())) {
+      if (writer_running && (batch.size() > kInlineWrites || writer_busy || !writer_queue.empty())) {
         if (writer_queue.empty()) writer_queue = std::move(batch);
         else std::move(batch.begin(), batch.end(), std::back_inserter(writer_queue));
         lock.unlock();
@@ -328,32 +337,44 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
     write(batch);
   }
 
-  void write(std::vector<Outgoing>& batch) {
+  // Never throws: it runs on the writer thread and in close. An item that cannot be handled
+  // is completed with the error (a request) or logged (a plain publish).
+  void write(std::vector<Outgoing>& batch) noexcept {
     for (auto& o : batch) {
-      const int size = static_cast<int>(o.data.size());
-      const natsStatus s = o.msg           ? natsConnection_PublishMsg(conn, o.msg.get())
-                           : o.reply.empty() ? natsConnection_Publish(conn, o.subject.c_str(), o.data.data(), size)
-                                             : natsConnection_PublishRequest(conn, o.subject.c_str(), o.reply.c_str(),
-                                                                             o.data.data(), size);
-      if (s == NATS_OK) continue;
-      if (o.id == 0) {
-        logger->log(s == NATS_CONNECTION_CLOSED ? spdlog::level::debug : spdlog::level::warn,
-                    "omniq: a publish on {} was not sent: {}", o.subject, nats_error_text(s));
-        continue;
+      try {
+        write_one(o);
+      } catch (const std::exception& e) {
+        if (auto p = o.id ? take(o.id) : std::nullopt)
+          complete(std::move(*p), std::current_exception(), {});
+        else
+          logger->error("omniq: a publish on {} was not sent: {}", o.subject, e.what());
+      } catch (...) {
+        logger->error("omniq: a publish on {} was not sent", o.subject);
       }
-      auto p = take(o.id);
-      if (!p) continue;  // already completed by close or timeout
-      std::string text = nats_error_text(s);
-      std::string msg_text;
-      if (s == NATS_MAX_PAYLOAD) {
-        msg_text = "message on " + o.subject + " is " + std::to_string(o.data.size() + o.header_bytes) +
-                   " bytes (data + headers), over the server's max_payload of " +
-                   std::to_string(max_payload.load()) + " bytes";
-      } else {
-        msg_text = "publishing on " + o.subject + ": " + text;
-      }
-      complete(std::move(*p), std::make_exception_ptr(Error(errc_from_status(s, text), msg_text)), {});
     }
+  }
+
+  void write_one(Outgoing& o) {
+    const int size = static_cast<int>(o.data.size());
+    const natsStatus s = o.msg           ? natsConnection_PublishMsg(conn, o.msg.get())
+                         : o.reply.empty() ? natsConnection_Publish(conn, o.subject.c_str(), o.data.data(), size)
+                                           : natsConnection_PublishRequest(conn, o.subject.c_str(), o.reply.c_str(),
+                                                                           o.data.data(), size);
+    if (s == NATS_OK) return;
+    if (o.id == 0) {
+      logger->log(s == NATS_CONNECTION_CLOSED ? spdlog::level::debug : spdlog::level::warn,
+                  "omniq: a publish on {} was not sent: {}", o.subject, nats_error_text(s));
+      return;
+    }
+    const std::string text = nats_error_text(s);
+    const std::string msg_text =
+        s == NATS_MAX_PAYLOAD
+            ? "message on " + o.subject + " is " + std::to_string(o.data.size() + o.header_bytes) +
+                  " bytes (data + headers), over the server's max_payload of " +
+                  std::to_string(max_payload.load()) + " bytes"
+            : "publishing on " + o.subject + ": " + text;
+    auto error = std::make_exception_ptr(Error(errc_from_status(s, text), msg_text));
+    if (auto p = take(o.id)) complete(std::move(*p), std::move(error), {});  // else completed by close or timeout
   }
 
   void fail_all(errc kind, const std::string& why) {
@@ -831,6 +852,7 @@ void Connection::connect_blocking() {
       logger_->warn("omniq: could not read the JetStream account at connect ({}); going on", nats_error_text(s));
     }
     if (ai) jsAccountInfo_Destroy(ai);
+    state->start_writer();
   } catch (...) {
     cleanup_on_error();
     throw;
@@ -839,7 +861,6 @@ void Connection::connect_blocking() {
     std::lock_guard lock(state->mu);
     state->open = true;
   }
-  state->start_writer();
   state_.store(state);
   // On the admin thread: timeouts must fire even when every blocking thread is busy.
   SweepTimer::arm(std::make_shared<asio::steady_timer>(admin_.get_executor()), state);
@@ -946,6 +967,7 @@ void Connection::start_request(Request request, ReplyHandler handler) {
   // Registered before publishing: the reply can arrive before the publish returns.
   std::size_t header_bytes = 0;
   for (const auto& h : request.headers) header_bytes += h.name.size() + h.value.size() + 4;
+  if (!request.headers.empty()) header_bytes += 12;  // "NATS/1.0\r\n" and the closing CRLF
   state->queue(io_, ConnectionState::Outgoing{id, std::move(request.subject), reply, std::move(request.data),
                                               header_bytes, std::move(msg)});
 }
@@ -970,6 +992,7 @@ void Connection::publish(const std::string& subject, std::string_view data, cons
   if (natsConnection_IsClosed(state->conn)) throw_error(errc::closed, "publish on " + subject + ": the backend was closed");
   std::size_t header_bytes = 0;
   for (const auto& h : headers) header_bytes += h.name.size() + h.value.size() + 4;
+  if (!headers.empty()) header_bytes += 12;  // "NATS/1.0\r\n" and the closing CRLF
   if (const auto limit = state->max_payload.load(); limit > 0 && data.size() + header_bytes > static_cast<std::size_t>(limit))
     throw_error(errc::payload_too_large, "message on " + subject + " is " + std::to_string(data.size() + header_bytes) +
                                              " bytes (data + headers), over the server's max_payload of " +
