@@ -1,6 +1,7 @@
 #include "omniq/detail/connection.hpp"
 
 #include <charconv>
+#include <cstdint>
 #include <condition_variable>
 #include <deque>
 #include <iterator>
@@ -12,6 +13,10 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "nats_util.hpp"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 namespace omniq::detail {
 
@@ -132,6 +137,174 @@ bool parse_ack_subject(std::string_view ack, JsMessage& into) {
          to_number(t[base + 6], into.pending);
 }
 
+// nats.c's socket I/O (natsOptions_SetEventLoop): instead of nats.c's own reader thread,
+// omniq's poll thread reads, and writes what nats.c buffered when the socket takes it. The
+// point is the writes: everything published during one turn of the io executor is written
+// with one send, right there on the io thread (flush_here), where nats.c would otherwise
+// write each publish with a send of its own (see the outbox in ConnectionState).
+class SocketLoop {
+ public:
+  SocketLoop() = default;
+  SocketLoop(const SocketLoop&) = delete;
+  SocketLoop& operator=(const SocketLoop&) = delete;
+  ~SocketLoop() { stop(); }
+
+  // Set on a thread while it publishes a batch that it flushes itself: nats.c's request to
+  // poll for writability needs no wakeup of the poll thread then.
+  static thread_local bool flushing_here;
+
+  // The nats.c callbacks. `loop` / `user` is this object. nats.c calls attach on connect and
+  // on every reconnect (with the new socket), and detach when the connection closes.
+  static natsStatus attach(void** user, void* loop, natsConnection* nc, natsSock fd) noexcept {
+    auto* self = static_cast<SocketLoop*>(loop);
+    *user = self;
+    try {
+      {
+        std::lock_guard lock(self->mu_);
+        self->nc_ = nc;
+        self->fd_ = fd;
+        self->want_read_ = true;
+        self->want_write_ = false;
+        if (self->wakeup_ < 0) {
+          self->wakeup_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+          if (self->wakeup_ < 0) return NATS_SYS_ERROR;
+        }
+        if (!self->thread_.joinable()) self->thread_ = std::thread([self] { self->run(); });
+        self->signal_locked();
+      }
+      return NATS_OK;
+    } catch (...) {
+      return NATS_SYS_ERROR;
+    }
+  }
+  static natsStatus read(void* user, bool add) noexcept {
+    auto* self = static_cast<SocketLoop*>(user);
+    {
+      std::lock_guard lock(self->mu_);
+      if (self->want_read_ == add) return NATS_OK;
+      self->want_read_ = add;
+    }
+    self->wake();
+    return NATS_OK;
+  }
+  static natsStatus write(void* user, bool add) noexcept {
+    auto* self = static_cast<SocketLoop*>(user);
+    {
+      std::lock_guard lock(self->mu_);
+      if (self->want_write_ == add) return NATS_OK;
+      self->want_write_ = add;
+    }
+    if (add && !flushing_here) self->wake();
+    return NATS_OK;
+  }
+  static natsStatus detach(void* user) noexcept {
+    auto* self = static_cast<SocketLoop*>(user);
+    {
+      std::lock_guard lock(self->mu_);
+      self->detached_ = true;
+    }
+    self->wake();
+    return NATS_OK;
+  }
+
+  // Writes what nats.c holds for the socket, on this thread; what the socket does not take
+  // now is left to the poll thread.
+  void flush_here() {
+    natsConnection* nc = nullptr;
+    {
+      std::lock_guard lock(mu_);
+      if (detached_ || nc_ == nullptr || !want_write_) return;
+      nc = nc_;
+    }
+    write_out(nc);
+    bool left = false;
+    {
+      std::lock_guard lock(mu_);
+      left = want_write_;
+    }
+    if (left) wake();
+  }
+
+  // Ends the poll thread (idempotent). The caller makes sure nats.c no longer needs it: the
+  // connection is closed, or about to be destroyed.
+  void stop() {
+    {
+      std::lock_guard lock(mu_);
+      detached_ = true;
+      signal_locked();
+    }
+    if (thread_.joinable()) thread_.join();
+    std::lock_guard lock(mu_);
+    if (wakeup_ >= 0) ::close(wakeup_);
+    wakeup_ = -1;
+  }
+
+ private:
+  void wake() {
+    std::lock_guard lock(mu_);
+    signal_locked();
+  }
+  // Under mu_, so that stop() cannot close the eventfd meanwhile.
+  void signal_locked() {
+    if (wakeup_ < 0) return;
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto n = ::write(wakeup_, &one, sizeof one);
+  }
+
+  void run() {
+    for (;;) {
+      natsConnection* nc = nullptr;
+      int fd = -1;
+      short events = 0;
+      {
+        std::lock_guard lock(mu_);
+        if (detached_) return;
+        nc = nc_;
+        fd = fd_;
+        events = static_cast<short>((want_read_ ? POLLIN : 0) | (want_write_ ? POLLOUT : 0));
+      }
+      pollfd fds[2] = {{wakeup_, POLLIN, 0}, {fd, events, 0}};
+      const bool polled = events != 0 && fd >= 0;
+      if (::poll(fds, polled ? 2 : 1, -1) < 0) continue;  // EINTR
+      if (fds[0].revents & POLLIN) {
+        std::uint64_t count = 0;
+        [[maybe_unused]] const auto n = ::read(wakeup_, &count, sizeof count);
+      }
+      if (!polled) continue;
+      // nats.c checks under its lock that the socket is still the attached one; a readiness
+      // seen on a socket it has since closed costs one call that does nothing.
+      const short got = fds[1].revents;
+      if (got & POLLNVAL) {  // closed under us without a word: wait for the next attach
+        std::lock_guard lock(mu_);
+        if (fd_ == fd) want_read_ = want_write_ = false;
+        continue;
+      }
+      if ((events & POLLIN) && (got & (POLLIN | POLLERR | POLLHUP))) natsConnection_ProcessReadEvent(nc);
+      if ((events & POLLOUT) && (got & (POLLOUT | POLLERR | POLLHUP))) write_out(nc);
+    }
+  }
+
+  // nats.c takes an empty write for a closed connection, and two threads write here (a
+  // flush_here and the poll thread, whose readiness may predate that flush): one write at
+  // a time, and only when nats.c holds something to write.
+  void write_out(natsConnection* nc) {
+    std::lock_guard lock(write_mu_);
+    if (natsConnection_Buffered(nc) > 0) natsConnection_ProcessWriteEvent(nc);
+  }
+
+  std::mutex write_mu_;
+  std::mutex mu_;
+  natsConnection* nc_ = nullptr;  // guarded by mu_
+  int fd_ = -1;                   // guarded by mu_
+  bool want_read_ = false;        // guarded by mu_
+  bool want_write_ = false;       // guarded by mu_
+  bool detached_ = false;         // guarded by mu_
+  int wakeup_ = -1;               // eventfd; set once, under mu_, before the thread starts
+  std::thread thread_;
+};
+
+thread_local bool SocketLoop::flushing_here = false;
+
 // State shared between the Connection and nats.c's callback threads. nats.c callbacks hold
 // their own shared_ptr (freed in the subscription's completion and the closed callback), so
 // the state outlives any callback still running after close.
@@ -179,59 +352,16 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   std::mutex out_mu;
   std::vector<Outgoing> outbox;  // guarded by out_mu
 
-  // A turn with more than kInlineWrites publishes hands them to the writer thread: each
-  // publish is a socket write (send_asap), which on loopback also runs the receiving side, and
-  // many of them would hold the io thread that runs the work. Small turns are written at once
-  // (no thread hop for a one-at-a-time caller); once the writer has work, everything goes
-  // through it, in order.
-  static constexpr std::size_t kInlineWrites = 2;
-  std::mutex writer_mu;
-  std::condition_variable writer_cv;
-  std::vector<Outgoing> writer_queue;  // guarded by writer_mu
-  bool writer_busy = false;            // guarded by writer_mu
-  bool writer_stop = false;            // guarded by writer_mu
-  bool writer_running = false;         // guarded by writer_mu
-  std::thread writer;
   // One send at a time: with an io_context run by several threads, two sends (or close's)
   // must not write their batches side by side, or a later one could overtake.
   std::mutex send_mu;
-
-  void start_writer() {
-    {
-      std::lock_guard lock(writer_mu);
-      writer_running = true;
-    }
-    writer = std::thread([this] {
-      for (;;) {
-        std::vector<Outgoing> batch;
-        {
-          std::unique_lock lock(writer_mu);
-          writer_cv.wait(lock, [&] { return !writer_queue.empty() || writer_stop; });
-          if (writer_queue.empty()) return;  // stopped, and everything written
-          batch.swap(writer_queue);
-          writer_busy = true;
-        }
-        write(batch);
-        std::lock_guard lock(writer_mu);
-        writer_busy = false;
-      }
-    });
-  }
-  // Writes what is queued, then ends the writer thread.
-  void stop_writer() {
-    {
-      std::lock_guard lock(writer_mu);
-      writer_stop = true;
-      writer_running = false;
-    }
-    writer_cv.notify_one();
-    if (writer.joinable()) writer.join();
-  }
+  bool flush_each_turn = true;  // Config::send_asap; false leaves the writes to nats.c's flusher
+  SocketLoop loop;              // nats.c's socket reads and writes
 
   // The handles are released only when nothing can use them any more: the last holder of
   // the state may be a nats.c callback, a blocking call or a request completing.
   ~ConnectionState() {
-    stop_writer();
+    loop.stop();  // no read event may run into a destroyed connection
     if (mux) natsSubscription_Destroy(mux);
     if (js) jsCtx_Destroy(js);
     if (conn) natsConnection_Destroy(conn);
@@ -324,20 +454,13 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
       batch.swap(outbox);
     }
     if (batch.empty()) return;
-    {
-      std::unique_lock lock(writer_mu);
-      if (writer_running && (batch.size() > kInlineWrites || writer_busy || !writer_queue.empty())) {
-        if (writer_queue.empty()) writer_queue = std::move(batch);
-        else std::move(batch.begin(), batch.end(), std::back_inserter(writer_queue));
-        lock.unlock();
-        writer_cv.notify_one();
-        return;
-      }
-    }
-    write(batch);
+    SocketLoop::flushing_here = flush_each_turn;
+    write(batch);  // into nats.c's buffer
+    SocketLoop::flushing_here = false;
+    if (flush_each_turn) loop.flush_here();  // one send for the turn
   }
 
-  // Never throws: it runs on the writer thread and in close. An item that cannot be handled
+  // Never throws: it also runs in close. An item that cannot be handled
   // is completed with the error (a request) or logged (a plain publish).
   void write(std::vector<Outgoing>& batch) noexcept {
     for (auto& o : batch) {
@@ -538,10 +661,14 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
     delete static_cast<std::shared_ptr<ConnectionState>*>(closure);
   }
 
-  static void on_disconnected(natsConnection*, void* closure) noexcept {
+  static void on_disconnected(natsConnection* nc, void* closure) noexcept {
     auto* self = static_cast<ConnectionState*>(closure);
     if (self->closing.load()) return;  // our own close, not an outage
-    self->logger->warn("omniq: disconnected from NATS; reconnecting");
+    const char* why = nullptr;
+    if (natsConnection_GetLastError(nc, &why) != NATS_OK && why != nullptr && *why != '\0')
+      self->logger->warn("omniq: disconnected from NATS ({}); reconnecting", why);
+    else
+      self->logger->warn("omniq: disconnected from NATS; reconnecting");
   }
   static void on_reconnected(natsConnection* nc, void* closure) noexcept {
     char url[256] = {0};
@@ -780,6 +907,11 @@ void Connection::connect_blocking() {
   // Requests carry our work: with send_asap each goes out at once (a 1 ms flusher delay
   // would cap latency-bound callers); without, nats.c coalesces writes (bulk throughput).
   check(natsOptions_SetSendAsap(opts.get(), config_.send_asap), "send_asap");
+  // Socket I/O through omniq's poll thread; each io turn's publishes are written together.
+  state->flush_each_turn = config_.send_asap;
+  check(natsOptions_SetEventLoop(opts.get(), &state->loop, &SocketLoop::attach, &SocketLoop::read,
+                                 &SocketLoop::write, &SocketLoop::detach),
+        "event loop");
   if (!config_.inbox_prefix.empty())
     check(natsOptions_SetCustomInboxPrefix(opts.get(), config_.inbox_prefix.c_str()), "inbox_prefix");
   check(natsOptions_SetDisconnectedCB(opts.get(), &ConnectionState::on_disconnected, state.get()), "callbacks");
@@ -852,7 +984,6 @@ void Connection::connect_blocking() {
       logger_->warn("omniq: could not read the JetStream account at connect ({}); going on", nats_error_text(s));
     }
     if (ai) jsAccountInfo_Destroy(ai);
-    state->start_writer();
   } catch (...) {
     cleanup_on_error();
     throw;
@@ -882,8 +1013,8 @@ void Connection::close_blocking() noexcept {
   }
   state->closing = true;
   state->send_outbox();  // what was accepted goes out before the connection closes
-  state->stop_writer();
   natsConnection_Close(state->conn);
+  state->loop.stop();  // detached by the close
   state->fail_all(errc::closed, "the backend was closed");
   logger_->info("omniq: connection closed");
 }

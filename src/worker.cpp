@@ -798,9 +798,25 @@ asio::awaitable<void> Worker::Impl::cancellation_watch() {
 asio::awaitable<void> Worker::Impl::serve() {
   auto self = shared_from_this();
   TaskQueue& tq = queue();
-  co_await tq.ensure();
-  co_await backend.result_store().ensure();
-  co_await backend.event_log().ensure();
+  // Started while the cluster elects a leader, or while the server restarts, the JetStream
+  // calls that provision the streams time out: wait for them instead of failing the worker.
+  for (auto pause = 50ms;;) {
+    std::optional<Error> failure;
+    try {
+      co_await tq.ensure();
+      co_await backend.result_store().ensure();
+      co_await backend.event_log().ensure();
+      break;
+    } catch (const Error& e) {
+      if (is_permanent(e.kind()) || stopping) throw;
+      failure = e;
+    }
+    log().warn("omniq: worker {}: preparing the streams and buckets failed ({}); retrying in {} ms", options.worker_id,
+               failure->what(), pause.count());
+    asio::steady_timer timer(strand, pause);
+    co_await timer.async_wait(use_awaitable);
+    pause = std::min(pause * 2, std::chrono::milliseconds(2000));
+  }
   tq.set_prefetch(options.concurrency);
   {
     std::lock_guard lock(handlers_mu);

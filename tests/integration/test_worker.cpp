@@ -641,3 +641,30 @@ TEST_CASE("a task past its expiry is not run: its state says expired and an expi
   CHECK(f.q().get_task(id)->task.status == TaskStatus::expired);
   CHECK(f.q().get_queue_size("default") == 0);
 }
+
+TEST_CASE("a worker started while the server is down waits for it, then serves", "[worker][restart]") {
+  Fixture f([](Config& c) {
+    c.request_timeout = 500ms;
+    c.reconnect_time_wait = 100ms;
+  });
+  CountingWorker w(*f.backend);
+  f.server.stop();
+  Running running(w.worker);
+  std::this_thread::sleep_for(1500ms);  // its first provisioning calls time out meanwhile
+  REQUIRE(running.done.wait_for(0s) == std::future_status::timeout);  // still running, not failed
+  f.server.restart();
+  Task t = task("count");
+  REQUIRE(test::wait_until(
+      [&] {
+        try {
+          f.q().enqueue(t);  // a retry of a timed-out enqueue is deduplicated by the id
+          return true;
+        } catch (const Error&) {
+          return false;
+        }
+      },
+      20s));
+  CHECK(f.result_of(t.id, 20s).status == ResultStatus::success);
+  CHECK(w.runs == 1);
+  running.stop_and_join();
+}

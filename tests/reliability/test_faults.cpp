@@ -165,7 +165,16 @@ TEST_CASE("a poison task is dead-lettered after its attempts while 100 healthy t
   const Outcome o = drain_and_count(s.backend, s.fleet, ids, "poison", 60s);
   INFO(o);
   CHECK(o.completed == 100);
-  const auto letters = s.q().list_dead_letters("poison");
+  // The healthy tasks can all finish while the poison still waits for its last retry.
+  std::vector<DeadLetter> letters;
+  REQUIRE(wait_until(
+      [&] {
+        letters = s.q().list_dead_letters("poison");
+        return !letters.empty();
+      },
+      20s));
+  std::this_thread::sleep_for(500ms);  // a second letter, if any, would show by now
+  letters = s.q().list_dead_letters("poison");
   REQUIRE(letters.size() == 1);
   CHECK(letters[0].task_id == poison.id);
   CHECK(letters[0].reason.find("failed after 3 attempt(s): Poison: always fails") != std::string::npos);

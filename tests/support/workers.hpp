@@ -46,7 +46,7 @@ class Fleet {
     for (const auto& w : workers_) {
       const std::string text = w->output();
       std::size_t at = text.size();
-      for (std::size_t n = 0; n <= lines && at > 0; ++n) at = text.rfind('\n', at - 1);
+      for (std::size_t n = 0; n <= lines && at > 0 && at != std::string::npos; ++n) at = text.rfind('\n', at - 1);
       out += "---- " + w->log_path().string() + " (" + w->state() + ", " + std::to_string(text.size()) +
              " bytes)\n" + text.substr(at == std::string::npos ? 0 : at + 1);
     }

@@ -154,8 +154,7 @@ class Connection {
 
   // Publishes `request` with a reply subject and completes with the reply. Everything
   // published during one turn of the io executor is written together at the end of it, in
-  // order: inline when the turn made one or two, otherwise by the connection's writer thread,
-  // so the io thread does not spend the turn in socket writes. Errors:
+  // order, with one socket write (docs/architecture.md, the outbox). Errors:
   // not_connected, closed, timeout, payload_too_large, invalid_name (bad subject),
   // permission_denied (the server refused the user to publish on the subject: reported by
   // the server asynchronously, matched to the request by its subject, failed at once).
