@@ -1,5 +1,6 @@
 #include "omniq/detail/connection.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <condition_variable>
@@ -161,8 +162,10 @@ class SocketLoop {
     try {
       {
         std::lock_guard lock(self->mu_);
+        if (self->detached_) return NATS_CONNECTION_CLOSED;  // stopped for a close
         self->nc_ = nc;
         self->fd_ = fd;
+        ++self->generation_;
         self->want_read_ = true;
         self->want_write_ = false;
         if (self->wakeup_ < 0) {
@@ -255,12 +258,14 @@ class SocketLoop {
     for (;;) {
       natsConnection* nc = nullptr;
       int fd = -1;
+      std::uint64_t generation = 0;
       short events = 0;
       {
         std::lock_guard lock(mu_);
         if (detached_) return;
         nc = nc_;
         fd = fd_;
+        generation = generation_;
         events = static_cast<short>((want_read_ ? POLLIN : 0) | (want_write_ ? POLLOUT : 0));
       }
       pollfd fds[2] = {{wakeup_, POLLIN, 0}, {fd, events, 0}};
@@ -276,26 +281,34 @@ class SocketLoop {
       const short got = fds[1].revents;
       if (got & POLLNVAL) {  // closed under us without a word: wait for the next attach
         std::lock_guard lock(mu_);
-        if (fd_ == fd) want_read_ = want_write_ = false;
+        if (generation_ == generation) want_read_ = want_write_ = false;
         continue;
       }
-      if ((events & POLLIN) && (got & (POLLIN | POLLERR | POLLHUP))) natsConnection_ProcessReadEvent(nc);
+      if ((events & POLLIN) && (got & (POLLIN | POLLERR | POLLHUP))) read_in(nc);
       if ((events & POLLOUT) && (got & (POLLOUT | POLLERR | POLLHUP))) write_out(nc);
     }
   }
 
-  // nats.c takes an empty write for a closed connection, and two threads write here (a
-  // flush_here and the poll thread, whose readiness may predate that flush): one write at
-  // a time, and only when nats.c holds something to write.
+  // One socket operation at a time (io_mu_). nats.c's event-loop mode expects one loop
+  // thread: a read runs outside its lock, and a failed read or write closes the socket (and
+  // frees its TLS state) under the lock, so a read and a write on two threads must not
+  // overlap. nats.c also takes an empty write for a closed connection, and a readiness seen
+  // by the poll thread may predate a flush_here that wrote everything: write only when nats.c
+  // holds something.
   void write_out(natsConnection* nc) {
-    std::lock_guard lock(write_mu_);
+    std::lock_guard lock(io_mu_);
     if (natsConnection_Buffered(nc) > 0) natsConnection_ProcessWriteEvent(nc);
   }
+  void read_in(natsConnection* nc) {
+    std::lock_guard lock(io_mu_);
+    natsConnection_ProcessReadEvent(nc);
+  }
 
-  std::mutex write_mu_;
+  std::mutex io_mu_;
   std::mutex mu_;
   natsConnection* nc_ = nullptr;  // guarded by mu_
   int fd_ = -1;                   // guarded by mu_
+  std::uint64_t generation_ = 0;  // guarded by mu_: attaches so far (fd numbers get reused)
   bool want_read_ = false;        // guarded by mu_
   bool want_write_ = false;       // guarded by mu_
   bool detached_ = false;         // guarded by mu_
@@ -661,14 +674,10 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
     delete static_cast<std::shared_ptr<ConnectionState>*>(closure);
   }
 
-  static void on_disconnected(natsConnection* nc, void* closure) noexcept {
+  static void on_disconnected(natsConnection*, void* closure) noexcept {
     auto* self = static_cast<ConnectionState*>(closure);
     if (self->closing.load()) return;  // our own close, not an outage
-    const char* why = nullptr;
-    if (natsConnection_GetLastError(nc, &why) != NATS_OK && why != nullptr && *why != '\0')
-      self->logger->warn("omniq: disconnected from NATS ({}); reconnecting", why);
-    else
-      self->logger->warn("omniq: disconnected from NATS; reconnecting");
+    self->logger->warn("omniq: disconnected from NATS; reconnecting");
   }
   static void on_reconnected(natsConnection* nc, void* closure) noexcept {
     char url[256] = {0};
@@ -944,6 +953,7 @@ void Connection::connect_blocking() {
   state->conn = nc;
   auto cleanup_on_error = [&] {
     state->closing = true;  // not an outage: no reconnect warning
+    state->loop.stop();     // no read may run while nats.c closes the socket
     natsConnection_Close(nc);  // the handles go with the state
   };
   try {
@@ -1013,8 +1023,10 @@ void Connection::close_blocking() noexcept {
   }
   state->closing = true;
   state->send_outbox();  // what was accepted goes out before the connection closes
-  natsConnection_Close(state->conn);
-  state->loop.stop();  // detached by the close
+  // Written and answered (bounded), then no read may run while nats.c closes the socket.
+  if (natsConnection_Status(state->conn) == NATS_CONN_STATUS_CONNECTED)
+    natsConnection_FlushTimeout(state->conn, std::min<std::int64_t>(to_ms(config_.request_timeout), 1000));
+  state->loop.stop();
   state->fail_all(errc::closed, "the backend was closed");
   logger_->info("omniq: connection closed");
 }
