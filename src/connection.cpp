@@ -228,6 +228,21 @@ class SocketLoop {
     if (left) wake();
   }
 
+  // Closes `nc` with no socket read or write of the loop running (nats.c closes the socket
+  // under its lock, assuming none does), after giving the poll thread up to a second to
+  // write what nats.c still holds. The poll thread keeps reading until then: deliveries that
+  // arrive meanwhile are handed back, not left to ack_wait.
+  void close_connection(natsConnection* nc) {
+    for (int i = 0; i < 200 && natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED &&
+                    natsConnection_Buffered(nc) > 0;
+         ++i) {
+      wake();
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    std::lock_guard lock(io_mu_);
+    natsConnection_Close(nc);
+  }
+
   // Ends the poll thread (idempotent). The caller makes sure nats.c no longer needs it: the
   // connection is closed, or about to be destroyed.
   void stop() {
@@ -953,8 +968,8 @@ void Connection::connect_blocking() {
   state->conn = nc;
   auto cleanup_on_error = [&] {
     state->closing = true;  // not an outage: no reconnect warning
-    state->loop.stop();     // no read may run while nats.c closes the socket
-    natsConnection_Close(nc);  // the handles go with the state
+    state->loop.close_connection(nc);  // the handles go with the state
+    state->loop.stop();
   };
   try {
     state->max_payload = natsConnection_GetMaxPayload(nc);
@@ -1023,10 +1038,8 @@ void Connection::close_blocking() noexcept {
   }
   state->closing = true;
   state->send_outbox();  // what was accepted goes out before the connection closes
-  // Written and answered (bounded), then no read may run while nats.c closes the socket.
-  if (natsConnection_Status(state->conn) == NATS_CONN_STATUS_CONNECTED)
-    natsConnection_FlushTimeout(state->conn, std::min<std::int64_t>(to_ms(config_.request_timeout), 1000));
-  state->loop.stop();
+  state->loop.close_connection(state->conn);
+  state->loop.stop();  // detached by the close
   state->fail_all(errc::closed, "the backend was closed");
   logger_->info("omniq: connection closed");
 }

@@ -532,3 +532,22 @@ TEST_CASE("a process that stops dequeuing hands its prefetched tasks back to the
   CHECK(Steady::now() - started < 5s);
   CHECK(f.q().get_queue_size("default") == 0);
 }
+
+TEST_CASE("a closed backend takes no more deliveries: a task enqueued just after goes to another consumer at once",
+          "[task_queue][connection]") {
+  LocalServer server;
+  NatsBackend first(test::config_for(server));
+  first.connect_sync();
+  // Its lane watchers hold long-poll pulls open now; the close must end them with the socket.
+  CHECK_FALSE(first.sync_task_queue().dequeue({"default"}, 300ms));
+  first.close_sync();
+  NatsBackend second(test::config_for(server));
+  ConnectionScope scope(second);
+  const Task t = make_task();
+  second.sync_task_queue().enqueue(t);
+  // Taken by a closed connection's pull, it would wait ack_wait (30 s) for a redelivery.
+  auto lease = second.sync_task_queue().dequeue({"default"}, 5s);
+  REQUIRE(lease);
+  CHECK(lease->task().id == t.id);
+  lease->ack();
+}
