@@ -182,22 +182,12 @@ class SocketLoop {
   }
   static natsStatus read(void* user, bool add) noexcept {
     auto* self = static_cast<SocketLoop*>(user);
-    {
-      std::lock_guard lock(self->mu_);
-      if (self->want_read_ == add) return NATS_OK;
-      self->want_read_ = add;
-    }
-    self->wake();
+    if (self->set(self->want_read_, add)) self->wake();
     return NATS_OK;
   }
   static natsStatus write(void* user, bool add) noexcept {
     auto* self = static_cast<SocketLoop*>(user);
-    {
-      std::lock_guard lock(self->mu_);
-      if (self->want_write_ == add) return NATS_OK;
-      self->want_write_ = add;
-    }
-    if (add && !flushing_here) self->wake();
+    if (self->set(self->want_write_, add) && add && !flushing_here) self->wake();
     return NATS_OK;
   }
   static natsStatus detach(void* user) noexcept {
@@ -258,6 +248,13 @@ class SocketLoop {
   }
 
  private:
+  // Sets a polling wish (a want_ flag); true when it changed.
+  bool set(bool& want, bool value) {
+    std::lock_guard lock(mu_);
+    if (want == value) return false;
+    want = value;
+    return true;
+  }
   void wake() {
     std::lock_guard lock(mu_);
     signal_locked();
@@ -366,17 +363,44 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   std::string last_unmatched_violation;                // guarded by mu
   std::unordered_set<std::string> violations_logged;   // guarded by mu: texts logged at error level
 
-  // Requests started during one turn of the io executor go out together, back to back, at
-  // the end of it (send_outbox): the server then reads them in one go instead of waking for
-  // each, which is most of the cost of many small requests in flight.
+  // Requests and publishes made during one turn of the io executor go out together at the
+  // end of it (send_outbox), with one socket write (SocketLoop::flush_here) instead of one
+  // each: docs/architecture.md, the outbox.
   struct Outgoing {
-    std::uint64_t id = 0;
+    std::uint64_t id = 0;  // the pending request's, 0 for a plain publish
     std::string subject;
     std::string reply;
     std::string data;
-    std::size_t header_bytes = 0;
     MsgPtr msg;  // only when there are headers
   };
+  // What a request (`reply` set) or plain publish sends. Throws what nats.c would refuse:
+  // payload_too_large over the server's max_payload (headers counted as nats.c encodes
+  // them), a header nats.c cannot add.
+  Outgoing outgoing(std::uint64_t id, std::string subject, std::string reply, std::string data,
+                    const std::vector<Header>& headers) const {
+    std::size_t bytes = data.size();
+    for (const auto& h : headers) bytes += h.name.size() + h.value.size() + 4;  // "name: value\r\n"
+    if (!headers.empty()) bytes += 12;                                           // "NATS/1.0\r\n", CRLF
+    if (const auto limit = max_payload.load(); limit > 0 && bytes > static_cast<std::size_t>(limit))
+      throw_error(errc::payload_too_large, "message on " + subject + " is " + std::to_string(bytes) +
+                                               " bytes (data + headers), over the server's max_payload of " +
+                                               std::to_string(limit) + " bytes");
+    // A message object only when there are headers: without, nats.c publishes straight from
+    // our buffers (no allocation, nothing for its garbage-collector thread).
+    MsgPtr msg;
+    if (!headers.empty()) {
+      natsMsg* raw = nullptr;
+      check(natsMsg_Create(&raw, subject.c_str(), reply.empty() ? nullptr : reply.c_str(), data.data(),
+                           static_cast<int>(data.size())),
+            "creating a message on " + subject);
+      msg.reset(raw);
+      for (const auto& h : headers)
+        if (natsMsgHeader_Add(msg.get(), h.name.c_str(), h.value.c_str()) != NATS_OK)
+          throw_error(errc::invalid_argument,
+                      "header \"" + h.name + "\" on " + subject + ": " + nats_error_text(NATS_ERR));
+    }
+    return Outgoing{id, std::move(subject), std::move(reply), std::move(data), std::move(msg)};
+  }
   std::mutex out_mu;
   std::vector<Outgoing> outbox;  // guarded by out_mu
 
@@ -518,13 +542,7 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
       return;
     }
     const std::string text = nats_error_text(s);
-    const std::string msg_text =
-        s == NATS_MAX_PAYLOAD
-            ? "message on " + o.subject + " is " + std::to_string(o.data.size() + o.header_bytes) +
-                  " bytes (data + headers), over the server's max_payload of " +
-                  std::to_string(max_payload.load()) + " bytes"
-            : "publishing on " + o.subject + ": " + text;
-    auto error = std::make_exception_ptr(Error(errc_from_status(s, text), msg_text));
+    auto error = std::make_exception_ptr(Error(errc_from_status(s, text), "publishing on " + o.subject + ": " + text));
     if (auto p = take(o.id)) complete(std::move(*p), std::move(error), {});  // else completed by close or timeout
   }
 
@@ -1093,39 +1111,26 @@ void Connection::start_request(Request request, ReplyHandler handler) {
                                         "\" cannot be published (empty token, whitespace or control character)");
   if (!state) return fail(errc::not_connected, "request on " + request.subject + ": the backend is not connected");
 
-  natsMsg* raw = nullptr;
   std::uint64_t id = 0;
   {
     std::lock_guard lock(state->mu);
     if (!state->open) return fail(errc::closed, "request on " + request.subject + ": the backend was closed");
     id = state->next_id++;
   }
-  const std::string reply = state->inbox_base + std::to_string(id);
-  // A message object only when there are headers: without, nats.c publishes straight from
-  // our buffers (no allocation, nothing for its garbage-collector thread).
-  MsgPtr msg;
-  if (!request.headers.empty()) {
-    if (natsMsg_Create(&raw, request.subject.c_str(), reply.c_str(), request.data.data(),
-                       static_cast<int>(request.data.size())) != NATS_OK)
-      return fail(errc::nats_error, "creating a message on " + request.subject + ": " + nats_error_text(NATS_ERR));
-    msg.reset(raw);
-    for (const auto& h : request.headers) {
-      if (natsMsgHeader_Add(msg.get(), h.name.c_str(), h.value.c_str()) != NATS_OK)
-        return fail(errc::invalid_argument, "header \"" + h.name + "\" on " + request.subject + ": " +
-                                                nats_error_text(NATS_ERR));
-    }
+  ConnectionState::Outgoing out;
+  try {
+    out = state->outgoing(id, request.subject, state->inbox_base + std::to_string(id), std::move(request.data),
+                          request.headers);
+  } catch (const Error& e) {
+    return fail(e.kind(), e.what());
   }
   const auto deadline = SteadyClock::now() + request.timeout.value_or(config_.request_timeout);
   {
     std::lock_guard lock(state->mu);
-    state->pending.emplace(id, ConnectionState::Pending{std::move(handler), deadline, request.subject});
+    state->pending.emplace(id, ConnectionState::Pending{std::move(handler), deadline, std::move(request.subject)});
   }
   // Registered before publishing: the reply can arrive before the publish returns.
-  std::size_t header_bytes = 0;
-  for (const auto& h : request.headers) header_bytes += h.name.size() + h.value.size() + 4;
-  if (!request.headers.empty()) header_bytes += 12;  // "NATS/1.0\r\n" and the closing CRLF
-  state->queue(io_, ConnectionState::Outgoing{id, std::move(request.subject), reply, std::move(request.data),
-                                              header_bytes, std::move(msg)});
+  state->queue(io_, std::move(out));
 }
 
 void Connection::start_fetch(FetchRequest request, FetchHandler handler) {
@@ -1146,22 +1151,7 @@ void Connection::publish(const std::string& subject, std::string_view data, cons
     throw_error(errc::invalid_name, "subject \"" + subject + "\" cannot be published");
   // What nats.c would refuse is refused here, at once; the write itself joins the outbox.
   if (natsConnection_IsClosed(state->conn)) throw_error(errc::closed, "publish on " + subject + ": the backend was closed");
-  std::size_t header_bytes = 0;
-  for (const auto& h : headers) header_bytes += h.name.size() + h.value.size() + 4;
-  if (!headers.empty()) header_bytes += 12;  // "NATS/1.0\r\n" and the closing CRLF
-  if (const auto limit = state->max_payload.load(); limit > 0 && data.size() + header_bytes > static_cast<std::size_t>(limit))
-    throw_error(errc::payload_too_large, "message on " + subject + " is " + std::to_string(data.size() + header_bytes) +
-                                             " bytes (data + headers), over the server's max_payload of " +
-                                             std::to_string(limit) + " bytes");
-  MsgPtr msg;
-  if (!headers.empty()) {
-    natsMsg* raw = nullptr;
-    check(natsMsg_Create(&raw, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size())),
-          "creating a message on " + subject);
-    msg.reset(raw);
-    for (const auto& h : headers) check(natsMsgHeader_Add(msg.get(), h.name.c_str(), h.value.c_str()), "header");
-  }
-  state->queue(io_, ConnectionState::Outgoing{0, subject, {}, std::string(data), header_bytes, std::move(msg)});
+  state->queue(io_, state->outgoing(0, subject, {}, std::string(data), headers));
 }
 
 bool Connection::is_connected() const noexcept {

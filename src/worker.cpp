@@ -299,6 +299,11 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
   asio::awaitable<void> cancellation_watch();
   template <class Op>
   asio::awaitable<void> persist(const char* what, const std::string& task_id, Op op);
+  // Runs `op` (a callable returning awaitable<void>) again, after a pause growing from 50 ms
+  // to 2 s, while it fails with an error that may pass (a reconnect, a timeout) and
+  // `give_up()` is false; logs each failure as "<what>[ for task <task_id>]".
+  template <class Op, class GiveUp>
+  asio::awaitable<void> retrying(const char* what, std::string_view task_id, GiveUp give_up, Op op);
   asio::awaitable<void> settle_failure(std::shared_ptr<detail::WorkerRun> run, Failure failure,
                                        std::string dead_letter_reason);
   // Stores the outcome (result, its event, and the task state when given), retrying through
@@ -326,11 +331,8 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
   asio::awaitable<std::string> dependencies_state(const Task& task);
 };
 
-// Retries `op` (a callable returning awaitable<void>) while the failure may be passing (a
-// reconnect, a timeout), up to kPersistFor; the task's lease is kept alive meanwhile.
-template <class Op>
-asio::awaitable<void> Worker::Impl::persist(const char* what, const std::string& task_id, Op op) {
-  const auto until = Steady::now() + kPersistFor;
+template <class Op, class GiveUp>
+asio::awaitable<void> Worker::Impl::retrying(const char* what, std::string_view task_id, GiveUp give_up, Op op) {
   auto pause = 50ms;
   for (;;) {
     std::optional<Error> failure;
@@ -338,15 +340,23 @@ asio::awaitable<void> Worker::Impl::persist(const char* what, const std::string&
       co_await op();
       co_return;
     } catch (const Error& e) {
-      if (is_permanent(e.kind()) || Steady::now() >= until) throw;
+      if (is_permanent(e.kind()) || give_up()) throw;
       failure = e;
     }
-    log().warn("omniq: worker {}: {} for task {} failed ({}); retrying", options.worker_id, what, task_id,
-               failure->what());
+    log().warn("omniq: worker {}: {}{}{} failed ({}); retrying in {} ms", options.worker_id, what,
+               task_id.empty() ? "" : " for task ", task_id, failure->what(), pause.count());
     asio::steady_timer timer(strand, pause);
     co_await timer.async_wait(use_awaitable);
     pause = std::min(pause * 2, std::chrono::milliseconds(2000));
   }
+}
+
+// Retries `op` while the failure may be passing, up to kPersistFor; the task's lease is kept
+// alive meanwhile.
+template <class Op>
+asio::awaitable<void> Worker::Impl::persist(const char* what, const std::string& task_id, Op op) {
+  const auto until = Steady::now() + kPersistFor;
+  co_await retrying(what, task_id, [until] { return Steady::now() >= until; }, std::move(op));
 }
 
 asio::awaitable<void> Worker::Impl::execute(std::shared_ptr<detail::WorkerRun> run, const Entry& entry) {
@@ -800,23 +810,12 @@ asio::awaitable<void> Worker::Impl::serve() {
   TaskQueue& tq = queue();
   // Started while the cluster elects a leader, or while the server restarts, the JetStream
   // calls that provision the streams time out: wait for them instead of failing the worker.
-  for (auto pause = 50ms;;) {
-    std::optional<Error> failure;
-    try {
-      co_await tq.ensure();
-      co_await backend.result_store().ensure();
-      co_await backend.event_log().ensure();
-      break;
-    } catch (const Error& e) {
-      if (is_permanent(e.kind()) || stopping) throw;
-      failure = e;
-    }
-    log().warn("omniq: worker {}: preparing the streams and buckets failed ({}); retrying in {} ms", options.worker_id,
-               failure->what(), pause.count());
-    asio::steady_timer timer(strand, pause);
-    co_await timer.async_wait(use_awaitable);
-    pause = std::min(pause * 2, std::chrono::milliseconds(2000));
-  }
+  auto provision = [&]() -> asio::awaitable<void> {
+    co_await tq.ensure();
+    co_await backend.result_store().ensure();
+    co_await backend.event_log().ensure();
+  };
+  co_await retrying("preparing the streams and buckets", {}, [this] { return stopping.load(); }, std::move(provision));
   tq.set_prefetch(options.concurrency);
   {
     std::lock_guard lock(handlers_mu);

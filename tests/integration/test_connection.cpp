@@ -201,12 +201,33 @@ TEST_CASE("a publish that cannot be sent is refused at once", "[connection][brid
     CHECK(e.kind() == errc::payload_too_large);
     CHECK_THAT(e.what(), Catch::Contains("1048576"));
   }
+  // Headers count as nats.c encodes them: "NATS/1.0\r\n", "Nats-Msg-Id: abc\r\n", "\r\n" = 30
+  // bytes. Exactly max_payload goes out; one byte more is refused.
+  const std::vector<detail::Header> headers{{"Nats-Msg-Id", "abc"}};
+  CHECK_NOTHROW(backend.connection().publish("omniq.test.big", std::string(1024 * 1024 - 30, 'x'), headers));
+  try {
+    backend.connection().publish("omniq.test.big", std::string(1024 * 1024 - 29, 'x'), headers);
+    FAIL("expected payload_too_large with headers");
+  } catch (const Error& e) {
+    CHECK(e.kind() == errc::payload_too_large);
+    CHECK_THAT(e.what(), Catch::Contains("1048577 bytes"));
+  }
+  try {
+    test::run(io, backend.connection().async_request(
+                      {.subject = "omniq.test.big", .data = std::string(1024 * 1024 - 29, 'x'), .headers = headers},
+                      use_awaitable));
+    FAIL("expected payload_too_large for a request with headers");
+  } catch (const Error& e) {
+    CHECK(e.kind() == errc::payload_too_large);
+  }
   try {
     backend.connection().publish("omniq.test.a b", "x");
     FAIL("expected invalid_name");
   } catch (const Error& e) {
     CHECK(e.kind() == errc::invalid_name);
   }
+  // A reply after them: the server has read the exactly-max publish without closing us.
+  test::run(io, backend.connection().async_request({.subject = "$JS.API.INFO"}, use_awaitable));
   CHECK(backend.is_connected());
   test::run(io, backend.close());
   try {
