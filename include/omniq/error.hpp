@@ -3,6 +3,7 @@
 // dequeue, a missing key, a lost compare-and-swap) are values, never these errors.
 #pragma once
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -41,12 +42,16 @@ inline std::error_code make_error_code(errc e) noexcept {
 // message (naming the thing at fault); code() carries the errc for programs that branch on it.
 class Error : public std::system_error {
  public:
-  Error(errc code, const std::string& what) : std::system_error(make_error_code(code)), message_(what) {}
-  const char* what() const noexcept override { return message_.what(); }
+  Error(errc code, const std::string& what)
+      : std::system_error(make_error_code(code)), message_(std::make_shared<const std::string>(what)) {}
+  const char* what() const noexcept override { return message_->c_str(); }
   errc kind() const noexcept { return static_cast<errc>(code().value()); }
 
  private:
-  std::runtime_error message_;  // copying it cannot throw, as an exception's copy must not
+  // Shared, so copying cannot throw, as an exception's copy must not. Not std::runtime_error:
+  // its reference-counted string lives in libstdc++, whose atomics ThreadSanitizer cannot see,
+  // so an error made on one thread and read on another looked like a race.
+  std::shared_ptr<const std::string> message_;
 };
 
 [[noreturn]] inline void throw_error(errc code, const std::string& what) { throw Error(code, what); }
