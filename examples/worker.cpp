@@ -128,13 +128,13 @@ void print_stats(const char* when, const omniq::Worker& worker) {
   const omniq::WorkerStats s = worker.stats();
   // One line of key=value pairs: easy to read and to grep.
   std::printf("worker %s %s: received=%llu completed=%llu retried=%llu failed=%llu dead_lettered=%llu "
-              "cancelled=%llu deferred=%llu already_done=%llu duplicates=%llu handed_back=%llu running=%llu\n",
+              "cancelled=%llu deferred=%llu already_done=%llu duplicates=%llu held=%llu handed_back=%llu running=%llu\n",
               worker.id().c_str(), when, static_cast<unsigned long long>(s.received),
               static_cast<unsigned long long>(s.completed), static_cast<unsigned long long>(s.retried),
               static_cast<unsigned long long>(s.failed), static_cast<unsigned long long>(s.dead_lettered),
               static_cast<unsigned long long>(s.cancelled), static_cast<unsigned long long>(s.deferred),
               static_cast<unsigned long long>(s.already_done), static_cast<unsigned long long>(s.duplicates),
-              static_cast<unsigned long long>(s.handed_back), static_cast<unsigned long long>(s.running));
+              static_cast<unsigned long long>(s.held), static_cast<unsigned long long>(s.handed_back), static_cast<unsigned long long>(s.running));
   std::fflush(stdout);
 }
 

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "omniq/detail/sync.hpp"
+#include "omniq/detail/worker_registry.hpp"
 #include "omniq/event_log.hpp"
 #include "omniq/result_store.hpp"
 #include "omniq/schedule_store.hpp"
@@ -74,6 +75,17 @@ NatsBackend::~NatsBackend() {
 asio::awaitable<void> NatsBackend::connect() { co_await connection_->async_connect(asio::use_awaitable); }
 
 asio::awaitable<void> NatsBackend::close() { co_await connection_->async_close(asio::use_awaitable); }
+
+asio::awaitable<void> NatsBackend::provision() {
+  co_await task_queue().ensure();
+  co_await result_store().ensure();
+  co_await event_log().ensure();
+  co_await schedule_store().ensure();
+  detail::WorkerRegistry workers(*this);
+  co_await workers.ensure();
+}
+
+void NatsBackend::provision_sync() { detail::run_blocking(executor_, provision(), "NatsBackend::provision_sync"); }
 
 void NatsBackend::connect_sync() { detail::run_blocking(executor_, connect(), "NatsBackend::connect_sync"); }
 

@@ -94,13 +94,15 @@ constexpr auto fields<Config>() {
                     Field{"results_bucket", &S::results_bucket},
                     Field{"schedules_bucket", &S::schedules_bucket},
                     Field{"task_state_bucket", &S::task_state_bucket},
+                    Field{"workers_bucket", &S::workers_bucket},
                     Field{"ack_wait", &S::ack_wait},
                     Field{"max_deliver", &S::max_deliver},
                     Field{"max_ack_pending", &S::max_ack_pending},
                     Field{"send_asap", &S::send_asap},
                     Field{"prefetch", &S::prefetch},
                     Field{"blocking_threads", &S::blocking_threads},
-                    Field{"request_timeout", &S::request_timeout}};
+                    Field{"request_timeout", &S::request_timeout},
+                    Field{"publish_timeout", &S::publish_timeout}};
 }
 
 template <class S, class F>
@@ -404,6 +406,8 @@ class Validator {
     positive("reconnect_time_wait", c.reconnect_time_wait);
     positive("ack_wait", c.ack_wait);
     positive("request_timeout", c.request_timeout);
+    if (c.publish_timeout < std::chrono::milliseconds::zero())
+      fail(origin_, "\"publish_timeout\" must be >= 0 seconds, got " + seconds_text(c.publish_timeout));
     if (c.max_reconnect_attempts < -1)
       fail(origin_, "\"max_reconnect_attempts\" must be -1 (forever) or >= 0, got " + std::to_string(c.max_reconnect_attempts));
     if (c.max_deliver < 1 && c.max_deliver != -1)
@@ -434,12 +438,17 @@ class Validator {
     bucket("results_bucket", c.results_bucket);
     bucket("schedules_bucket", c.schedules_bucket);
     bucket("task_state_bucket", c.task_state_bucket);
+    bucket("workers_bucket", c.workers_bucket);
+    if (c.workers_bucket.ttl < std::chrono::seconds(3))
+      fail(origin_, "\"workers_bucket.ttl\" must be at least 3 seconds (workers write their key every ttl / 3), got " +
+                        seconds_text(c.workers_bucket.ttl));
     distinct({{"tasks_stream", &c.tasks_stream.name},
               {"events_stream", &c.events_stream.name},
               {"dead_letter_stream", &c.dead_letter_stream.name}});
     distinct({{"results_bucket", &c.results_bucket.name},
               {"schedules_bucket", &c.schedules_bucket.name},
-              {"task_state_bucket", &c.task_state_bucket.name}});
+              {"task_state_bucket", &c.task_state_bucket.name},
+              {"workers_bucket", &c.workers_bucket.name}});
   }
 
  private:

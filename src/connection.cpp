@@ -1,4 +1,5 @@
 #include "omniq/detail/connection.hpp"
+#include "omniq/detail/server_version.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -1038,8 +1039,23 @@ void Connection::connect_blocking() {
   state_.store(state);
   // On the admin thread: timeouts must fire even when every blocking thread is busy.
   SweepTimer::arm(std::make_shared<asio::steady_timer>(admin_.get_executor()), state);
-  logger_->info("omniq: connected to {} (server id {}, max_payload {} bytes)", connected_url(), server_id(),
-                state->max_payload.load());
+  const std::string url = connected_url();
+  const std::optional<std::string> version =
+      read_server_version(url, std::min<std::chrono::milliseconds>(config_.connect_timeout, std::chrono::seconds(2)));
+  {
+    std::lock_guard lock(version_mu_);
+    server_version_ = version.value_or("");
+  }
+  logger_->info("omniq: connected to {} (nats-server {}, server id {}, max_payload {} bytes)", url,
+                version.value_or("of unknown version"), server_id(), state->max_payload.load());
+  if (version) {
+    if (auto warning = server_version_warning(*version, config_)) logger_->warn("omniq: {}", *warning);
+  }
+}
+
+std::string Connection::server_version() const {
+  std::lock_guard lock(version_mu_);
+  return server_version_;
 }
 
 void Connection::close_blocking() noexcept {

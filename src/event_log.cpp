@@ -107,27 +107,6 @@ std::optional<TaskEvent> decode_stored(NatsBackend& backend, const JsMessage& m)
   return std::nullopt;
 }
 
-// Whether retrying can help a follower: not when the server refuses on principle. (A closed
-// backend is checked apart: Connection::ensure_open throws.)
-bool retry_can_fix(const std::exception_ptr& error) {
-  try {
-    std::rethrow_exception(error);
-  } catch (const Error& e) {
-    switch (e.kind()) {
-      case errc::permission_denied:
-      case errc::invalid_name:
-      case errc::invalid_argument:
-      case errc::invalid_config:
-      case errc::auth_failed:
-        return false;
-      default:
-        return true;
-    }
-  } catch (...) {
-    return false;
-  }
-}
-
 }  // namespace
 
 // ---- EventLog --------------------------------------------------------------------------------
@@ -472,7 +451,7 @@ asio::awaitable<std::optional<TaskEvent>> EventFollower::next(Duration timeout) 
     }
     // The consumer or the server is gone (restart, reconnect, expiry), or the server did not
     // answer: recreate the consumer after the last event received, backing off meanwhile.
-    if (!retry_can_fix(failure)) std::rethrow_exception(failure);
+    if (!is_transient(failure)) std::rethrow_exception(failure);
     try {
       std::rethrow_exception(failure);
     } catch (const std::exception& e) {

@@ -167,6 +167,85 @@ asio::awaitable<std::optional<StoredMessage>> direct_get_last(Connection& c, std
   co_return to_stored(reply, "reading " + subject + " from " + stream);
 }
 
+std::optional<std::string> decode_base64(std::string_view text) {
+  auto value = [](char ch) -> int {
+    if (ch >= 'A' && ch <= 'Z') return ch - 'A';
+    if (ch >= 'a' && ch <= 'z') return ch - 'a' + 26;
+    if (ch >= '0' && ch <= '9') return ch - '0' + 52;
+    if (ch == '+') return 62;
+    if (ch == '/') return 63;
+    return -1;
+  };
+  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  std::uint32_t bits = 0;
+  int count = 0;
+  for (char ch : text) {
+    const int v = value(ch);
+    if (v < 0) return std::nullopt;
+    bits = (bits << 6) | static_cast<std::uint32_t>(v);
+    if (++count == 4) {
+      out.push_back(static_cast<char>((bits >> 16) & 0xFF));
+      out.push_back(static_cast<char>((bits >> 8) & 0xFF));
+      out.push_back(static_cast<char>(bits & 0xFF));
+      bits = 0;
+      count = 0;
+    }
+  }
+  if (count == 2) out.push_back(static_cast<char>((bits >> 4) & 0xFF));
+  if (count == 3) {
+    out.push_back(static_cast<char>((bits >> 10) & 0xFF));
+    out.push_back(static_cast<char>((bits >> 2) & 0xFF));
+  }
+  return out;
+}
+
+std::vector<Header> parse_header_block(std::string_view block) {
+  std::vector<Header> out;
+  bool first = true;
+  while (!block.empty()) {
+    const auto end = block.find("\r\n");
+    const std::string_view line = block.substr(0, end);
+    block = end == std::string_view::npos ? std::string_view() : block.substr(end + 2);
+    if (first) {  // "NATS/1.0[ status description]"
+      first = false;
+      continue;
+    }
+    const auto colon = line.find(':');
+    if (line.empty() || colon == std::string_view::npos) continue;
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    out.push_back(Header{std::string(line.substr(0, colon)), std::string(value)});
+  }
+  return out;
+}
+
+namespace {
+json last_by_subject(const std::string& subject) { return json{{"last_by_subj", subject}}; }
+}  // namespace
+
+asio::awaitable<std::optional<StoredMessage>> leader_get_last(Connection& c, std::string stream, std::string subject) {
+  const std::string what = "reading " + subject + " from " + stream + " through its leader";
+  Request req{.subject = "$JS.API.STREAM.MSG.GET." + stream, .data = last_by_subject(subject).dump()};
+  const Reply reply = co_await c.async_request(std::move(req), asio::use_awaitable);
+  const std::optional<json> answer = api_answer(reply, what, kErrNoMessageFound);
+  if (!answer) co_return std::nullopt;
+  const json* message = answer->contains("message") ? &(*answer)["message"] : nullptr;
+  if (!message || !message->is_object())
+    throw_error(errc::nats_error, what + ": unexpected answer \"" + reply.data.substr(0, 200) + "\"");
+  StoredMessage m;
+  m.subject = message->value("subject", std::string());
+  m.sequence = message->value("seq", std::uint64_t{0});
+  std::optional<std::string> data = decode_base64(message->value("data", std::string()));
+  std::optional<std::string> headers = decode_base64(message->value("hdrs", std::string()));
+  if (!data || !headers) throw_error(errc::nats_error, what + ": the answer's data or headers are not base64");
+  m.data = std::move(*data);
+  m.headers = parse_header_block(*headers);
+  co_return m;
+}
+
 asio::awaitable<std::optional<StoredMessage>> direct_get_next(Connection& c, std::string stream, std::string filter,
                                                               std::uint64_t sequence) {
   Request req{.subject = "$JS.API.DIRECT.GET." + stream,

@@ -61,17 +61,21 @@ asio::awaitable<std::optional<std::uint64_t>> ResultStore::update(TaskResult res
   co_return co_await bucket.update(result.task_id, std::move(value), expected_revision);
 }
 
-asio::awaitable<std::optional<ResultRecord>> ResultStore::get_record(std::string task_id) {
+asio::awaitable<std::optional<ResultRecord>> ResultStore::read(std::string task_id, detail::Served served) {
   validate_token("task_id", task_id);
   co_await ensure();
   auto bucket = bucket_of(backend_);
-  auto entry = co_await bucket.get(task_id);
+  auto entry = co_await bucket.get(task_id, served);
   if (!entry) co_return std::nullopt;
   co_return ResultRecord{decode_stored(backend_, *entry), entry->revision};
 }
 
+asio::awaitable<std::optional<ResultRecord>> ResultStore::get_record(std::string task_id) {
+  co_return co_await read(std::move(task_id), detail::Served::by_leader);
+}
+
 asio::awaitable<std::optional<TaskResult>> ResultStore::get(std::string task_id) {
-  auto record = co_await get_record(std::move(task_id));
+  auto record = co_await read(std::move(task_id), detail::Served::by_any_replica);
   // The result's own ttl, before the bucket's.
   if (!record || record->result.is_expired(now())) co_return std::nullopt;
   co_return std::move(record->result);

@@ -190,6 +190,14 @@ asio::awaitable<void> TaskQueue::ensure() {
   co_await provisioned_.ensure(backend_.connection(), std::move(make));
 }
 
+asio::awaitable<void> TaskQueue::ensure_tasks_stream() {
+  if (provisioned_.done()) co_return;
+  auto make = [&c = backend_.config()] {
+    return [tasks = detail::tasks_stream_spec(c)](natsConnection*, jsCtx* js) { detail::ensure_stream(js, tasks); };
+  };
+  co_await tasks_stream_provisioned_.ensure(backend_.connection(), std::move(make));
+}
+
 asio::awaitable<StreamReport> TaskQueue::info() {
   co_await ensure();
   co_return co_await detail::stream_report(backend_.connection(), backend_.config().tasks_stream.name);
@@ -232,12 +240,45 @@ asio::awaitable<void> TaskQueue::republish(const Task& task, std::string msg_id)
   co_await publish_task(backend_.connection(), task, std::move(data), std::move(msg_id), std::move(what));
 }
 
+namespace {
+// Runs `attempt` (a callable returning awaitable<void>) again while it fails with a failure
+// that may pass, until `limit` has passed since the first try; pauses grow from 100 ms to 1 s.
+template <class Attempt>
+asio::awaitable<void> while_passing(Duration limit, Attempt attempt) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  auto pause = std::chrono::milliseconds(100);
+  for (;;) {
+    std::exception_ptr failure;
+    try {
+      co_await attempt();
+      co_return;
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (!is_transient(failure) || std::chrono::steady_clock::now() + pause >= until) std::rethrow_exception(failure);
+    asio::steady_timer timer(co_await asio::this_coro::executor, pause);
+    co_await timer.async_wait(asio::use_awaitable);
+    pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+  }
+}
+}  // namespace
+
 asio::awaitable<std::string> TaskQueue::enqueue(Task task) {
-  std::string data = encode_checked(task);
-  co_await ensure();
-  std::string what = "enqueueing task " + task.id + " on queue " + task.queue_name;
-  std::string msg_id = task.id;
-  co_await publish_task(backend_.connection(), task, std::move(data), std::move(msg_id), std::move(what));
+  const std::string data = encode_checked(task);
+  auto attempt = [&]() -> asio::awaitable<void> {
+    co_await ensure_tasks_stream();
+    std::string what = "enqueueing task " + task.id + " on queue " + task.queue_name;
+    std::string msg_id = task.id;
+    co_await publish_task(backend_.connection(), task, data, std::move(msg_id), std::move(what));
+  };
+  try {
+    co_await while_passing(backend_.config().publish_timeout, std::move(attempt));
+  } catch (const Error& e) {
+    if (!is_transient(e.kind())) throw;
+    throw_error(e.kind(), "enqueueing task " + task.id + " on queue " + task.queue_name + ": " + e.what() +
+                              " (retried for up to publish_timeout; the task may have been stored, and enqueueing "
+                              "it again is safe)");
+  }
   co_return task.id;
 }
 
@@ -253,34 +294,49 @@ asio::awaitable<std::vector<std::string>> TaskQueue::enqueue_batch(std::vector<T
                                 ": " + e.what() + "; nothing was enqueued");
     }
   }
-  co_await ensure();
   const Config& config = backend_.config();
-  std::vector<detail::Request> requests;
-  requests.reserve(tasks.size());
-  for (std::size_t i = 0; i < tasks.size(); ++i)
-    requests.push_back(task_publish(config, tasks[i], std::move(encoded[i]), tasks[i].id));
-  std::vector<detail::RequestOutcome> outcomes =
-      co_await detail::request_all(backend_.connection(), std::move(requests), kPublishWindow);
+  // Indexes of the tasks not stored yet; a round sends them all and keeps those that failed.
+  std::vector<std::size_t> left(tasks.size());
+  for (std::size_t i = 0; i < left.size(); ++i) left[i] = i;
+  std::optional<std::pair<std::size_t, Error>> first_failure;
+  auto round = [&]() -> asio::awaitable<void> {
+    first_failure.reset();
+    co_await ensure_tasks_stream();
+    std::vector<detail::Request> requests;
+    requests.reserve(left.size());
+    // Copies: the data is kept for a retry.
+    for (std::size_t i : left) requests.push_back(task_publish(config, tasks[i], encoded[i], tasks[i].id));
+    std::vector<detail::RequestOutcome> outcomes =
+        co_await detail::request_all(backend_.connection(), std::move(requests), kPublishWindow);
+    std::vector<std::size_t> failed;
+    std::exception_ptr worst;
+    for (std::size_t k = 0; k < outcomes.size(); ++k) {
+      const std::size_t i = left[k];
+      try {
+        if (outcomes[k].error) std::rethrow_exception(outcomes[k].error);
+        detail::parse_pub_ack(outcomes[k].reply, "enqueueing task " + tasks[i].id);
+      } catch (const Error& e) {
+        if (!first_failure) first_failure.emplace(i, e);
+        if (!worst || (is_transient(worst) && !is_transient(e.kind()))) worst = std::current_exception();
+        failed.push_back(i);
+      }
+    }
+    left = std::move(failed);
+    if (worst) std::rethrow_exception(worst);
+  };
+  try {
+    co_await while_passing(config.publish_timeout, std::move(round));
+  } catch (const Error&) {
+    if (!first_failure) throw;  // provisioning failed: nothing was sent
+    const std::size_t stored = tasks.size() - left.size();
+    const auto& [i, failure] = *first_failure;
+    throw_error(failure.kind(), "enqueue_batch: " + std::to_string(stored) + " of " + std::to_string(tasks.size()) +
+                                    " tasks stored; task " + std::to_string(i) + " (" + tasks[i].id + ") failed: " +
+                                    failure.what() + " (enqueueing the batch again is safe)");
+  }
   std::vector<std::string> ids;
   ids.reserve(tasks.size());
-  std::size_t stored = 0;
-  std::optional<std::pair<std::size_t, Error>> first_failure;
-  for (std::size_t i = 0; i < outcomes.size(); ++i) {
-    try {
-      if (outcomes[i].error) std::rethrow_exception(outcomes[i].error);
-      detail::parse_pub_ack(outcomes[i].reply, "enqueueing task " + tasks[i].id);
-      ++stored;
-    } catch (const Error& e) {
-      if (!first_failure) first_failure.emplace(i, e);
-    }
-    ids.push_back(tasks[i].id);
-  }
-  if (first_failure) {
-    const auto& [i, e] = *first_failure;
-    throw_error(e.kind(), "enqueue_batch: " + std::to_string(stored) + " of " + std::to_string(tasks.size()) +
-                              " tasks stored; task " + std::to_string(i) + " (" + tasks[i].id + ") failed: " +
-                              e.what() + " (enqueueing the batch again is safe)");
-  }
+  for (const auto& t : tasks) ids.push_back(t.id);
   co_return ids;
 }
 

@@ -20,8 +20,9 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -29,10 +30,12 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "omniq/detail/claim.hpp"
 #include "omniq/detail/doorbell.hpp"
 #include "omniq/detail/jetstream.hpp"
 #include "omniq/detail/kv.hpp"
 #include "omniq/detail/sync.hpp"
+#include "omniq/detail/worker_registry.hpp"
 #include "omniq/error.hpp"
 #include "omniq/event_log.hpp"
 #include "omniq/result_store.hpp"
@@ -76,22 +79,27 @@ std::string default_worker_id() {
   return id;
 }
 
-// Errors that retrying the same request cannot fix.
-bool is_permanent(errc kind) {
-  switch (kind) {
-    case errc::invalid_argument:
-    case errc::invalid_name:
-    case errc::invalid_config:
-    case errc::decode_error:
-    case errc::payload_too_large:
-    case errc::permission_denied:
-    case errc::auth_failed:
-    case errc::closed:
-    case errc::wrong_thread:
-      return true;
-    default:
-      return false;
+// The text of a failure, for logs.
+std::string what_of(const std::exception_ptr& failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
   }
+}
+
+// Of several failures of operations run together, the one to report: a failure no retry can
+// fix before a passing one.
+void rethrow_worst(std::initializer_list<std::exception_ptr> failures) {
+  std::exception_ptr first;
+  for (const auto& f : failures) {
+    if (!f) continue;
+    if (!is_transient(f)) std::rethrow_exception(f);
+    if (!first) first = f;
+  }
+  if (first) std::rethrow_exception(first);
 }
 
 struct Failure {
@@ -153,6 +161,7 @@ struct WorkerRun : std::enable_shared_from_this<WorkerRun> {
   std::shared_ptr<Worker::Impl> worker;
   Lease lease;
   TaskContext context;
+  std::string claim_id;              // unique per run: recognises this run's own writes
   std::uint64_t claim_revision = 0;  // of this run's pending result; 0 before the claim
   std::optional<TaskResult> stored_outcome;  // found by the claim: the task already ran
   bool start_pending = false;                       // the start events are being logged
@@ -244,6 +253,13 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
 
   // Strand only.
   std::set<std::shared_ptr<detail::WorkerRun>> active;
+  // Task ids this process holds a claim on (from the claim to the end of the run).
+  std::unordered_map<std::string, int> holding;
+  std::uint64_t claims_made = 0;
+  detail::WorkerRegistry registry{backend};
+  bool registry_refused = false;  // the user may not read or write the workers bucket (warned once)
+  std::optional<asio::steady_timer> registry_timer;  // the registry loop's pause; cancelled at the end
+  Timestamp started_at = now();
   std::size_t in_flight = 0;  // process() coroutines, including ones not running a handler
   std::unordered_map<std::string, Steady::time_point> cancelled_ids;
   std::deque<std::pair<std::string, Steady::time_point>> cancelled_order;
@@ -251,7 +267,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
 
   struct Counters {
     std::atomic<std::uint64_t> received{0}, completed{0}, retried{0}, failed{0}, dead_lettered{0}, cancelled{0},
-        deferred{0}, already_done{0}, duplicates{0}, handed_back{0}, running{0};
+        deferred{0}, already_done{0}, duplicates{0}, held{0}, handed_back{0}, running{0};
   } counters;
 
   spdlog::logger& log() { return backend.log(); }
@@ -310,16 +326,23 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
   // outages. False when another worker took the task over (nothing must be acked then).
   asio::awaitable<bool> store_outcome(std::shared_ptr<detail::WorkerRun> run, TaskResult result,
                                       const TaskEvent& event, std::optional<TaskStatus> state);
-  enum class Claim { run, done, duplicate };
+  enum class Claim { run, done, superseded, held };
   // A redelivery of the message whose outcome is stored: the worker that stored it may have
   // died before its event or dead letter were stored too (they follow the result), so both
   // are written again, deduplicated by the ids the first writes used. Then the message is
   // settled.
   asio::awaitable<void> settle_stored(std::shared_ptr<detail::WorkerRun> run);
   asio::awaitable<Claim> claim_run(std::shared_ptr<detail::WorkerRun> run);
-  // Stores the final result: over the claim (compare-and-set) when there is one. False when
-  // another worker took the task over meanwhile (this run's lease had expired).
+  // Whether the worker holding a claim is alive (its key in the workers bucket).
+  asio::awaitable<bool> holder_alive(const std::string& worker_id);
+  // Stores the final result: over the claim (compare-and-set) when there is one. A failed
+  // compare-and-set is judged on the result read through the leader: this run's own write
+  // that landed counts as stored, this run's claim at another revision is written over. False
+  // when another worker took the task over (this run's lease had expired).
   asio::awaitable<bool> store_result(detail::WorkerRun& run, const TaskResult& result);
+  // Writes this worker's key in the workers bucket while it runs; removes it at the end.
+  asio::awaitable<void> registry_loop();
+  nlohmann::json registry_entry() const;
   asio::awaitable<void> settle_cancelled(std::shared_ptr<detail::WorkerRun> run, bool ran);
   // `result` with what every result of this run carries: worker, start, execution time,
   // and the message and attempt it came from (metadata "message", "attempts").
@@ -335,16 +358,18 @@ template <class Op, class GiveUp>
 asio::awaitable<void> Worker::Impl::retrying(const char* what, std::string_view task_id, GiveUp give_up, Op op) {
   auto pause = 50ms;
   for (;;) {
-    std::optional<Error> failure;
+    std::exception_ptr failure;
     try {
       co_await op();
       co_return;
-    } catch (const Error& e) {
-      if (is_permanent(e.kind()) || give_up()) throw;
-      failure = e;
+    } catch (...) {
+      failure = std::current_exception();
     }
+    // Whatever mix of failures arrives (several parallel writes failing together included),
+    // one classifier decides: omniq::is_transient.
+    if (!is_transient(failure) || give_up()) std::rethrow_exception(failure);
     log().warn("omniq: worker {}: {}{}{} failed ({}); retrying in {} ms", options.worker_id, what,
-               task_id.empty() ? "" : " for task ", task_id, failure->what(), pause.count());
+               task_id.empty() ? "" : " for task ", task_id, what_of(failure), pause.count());
     asio::steady_timer timer(strand, pause);
     co_await timer.async_wait(use_awaitable);
     pause = std::min(pause * 2, std::chrono::milliseconds(2000));
@@ -406,8 +431,9 @@ TaskResult Worker::Impl::stamped(TaskResult result, const detail::WorkerRun& run
   result.started_at = run.started_at;
   if (result.completed_at)
     result.execution_time = std::chrono::duration_cast<Duration>(*result.completed_at - run.started_at);
-  result.metadata["message"] = run.lease.stream_sequence();
-  result.metadata["attempts"] = run.lease.task().retry_count + 1;
+  result.metadata[detail::kClaimMessageKey] = run.lease.stream_sequence();
+  result.metadata[detail::kClaimAttemptsKey] = run.lease.task().retry_count + 1;
+  if (!run.claim_id.empty()) result.metadata[detail::kClaimIdKey] = run.claim_id;
   return result;
 }
 
@@ -417,41 +443,80 @@ TaskEvent Worker::Impl::tagged(TaskEvent event, const Task& task) const {
   return event;
 }
 
+asio::awaitable<bool> Worker::Impl::holder_alive(const std::string& worker_id) {
+  if (registry_refused) co_return false;
+  try {
+    co_return co_await registry.alive(worker_id);
+  } catch (const Error& e) {
+    if (e.kind() != errc::permission_denied) throw;
+    registry_refused = true;
+    log().warn("omniq: worker {}: cannot read the workers bucket ({}); a claim held by another worker is taken over "
+               "without knowing whether it still runs (docs/security.md lists the permissions)",
+               options.worker_id, e.what());
+    co_return false;
+  }
+}
+
 asio::awaitable<Worker::Impl::Claim> Worker::Impl::claim_run(std::shared_ptr<detail::WorkerRun> run) {
   const Task& t = run->lease.task();
   auto& results = backend.result_store();
+  run->claim_id = options.worker_id + "." + std::to_string(++claims_made);
   const TaskResult claim = stamped(TaskResult{.task_id = t.id, .status = ResultStatus::pending}, *run);
-  for (int round = 0; round < 3; ++round) {
-    std::optional<std::uint64_t> created;
-    auto create = [&]() -> asio::awaitable<void> { created = co_await results.create(claim); };
+  // Every doubt (a write that timed out, a conflict) is settled by reading the result through
+  // the bucket's leader, never a replica: only then is anything acked or run.
+  for (int round = 0; round < 4; ++round) {
+    std::optional<std::uint64_t> written;
+    auto create = [&]() -> asio::awaitable<void> { written = co_await results.create(claim); };
     co_await persist("claiming", t.id, std::move(create));
-    if (created) {
-      run->claim_revision = *created;
+    if (written) {
+      run->claim_revision = *written;
       co_return Claim::run;
     }
     std::optional<ResultRecord> stored;
     auto read = [&]() -> asio::awaitable<void> { stored = co_await results.get_record(t.id); };
     co_await persist("reading the claim", t.id, std::move(read));
-    if (!stored) continue;  // deleted meanwhile: claim again
-    if (stored->result.status != ResultStatus::pending) {
-      run->stored_outcome = std::move(stored->result);
-      co_return Claim::done;
+    std::optional<TaskResult> result;
+    if (stored) result = stored->result;
+    const auto held_here = holding.find(t.id);
+    const detail::ClaimAsker asker{.claim_id = run->claim_id, .worker_id = options.worker_id,
+                                   .attempt = t.retry_count + 1,
+                                   .runs_here = held_here != holding.end() && held_here->second > 0};
+    auto verdict = detail::judge_claim(result, asker);
+    if (verdict == detail::ClaimVerdict::ask_holder) {
+      bool alive = true;
+      auto ask = [&]() -> asio::awaitable<void> { alive = co_await holder_alive(*result->worker_id); };
+      co_await persist("asking whether the claim's worker runs", t.id, std::move(ask));
+      verdict = detail::judge_claim(result, asker, alive);
     }
-    const auto& meta = stored->result.metadata;
-    const bool same_message = meta.value("message", std::uint64_t{0}) == run->lease.stream_sequence();
-    const bool later_attempt = meta.value("attempts", 0) < t.retry_count + 1;
-    // Another delivery of this message (its worker died or lost the lease), or the next
-    // attempt after a failed one: take the claim over. Anything else is a duplicate of a
-    // task that runs elsewhere now, or will run from its own message.
-    if (!same_message && !later_attempt) co_return Claim::duplicate;
-    std::optional<std::uint64_t> taken;
-    auto take = [&]() -> asio::awaitable<void> { taken = co_await results.update(claim, stored->revision); };
+    switch (verdict) {
+      case detail::ClaimVerdict::claim_again:
+        continue;
+      case detail::ClaimVerdict::ours:
+        run->claim_revision = stored->revision;
+        co_return Claim::run;
+      case detail::ClaimVerdict::done:
+        run->stored_outcome = std::move(result);
+        co_return Claim::done;
+      case detail::ClaimVerdict::superseded:
+        co_return Claim::superseded;
+      case detail::ClaimVerdict::held:
+      case detail::ClaimVerdict::ask_holder:
+        co_return Claim::held;
+      case detail::ClaimVerdict::take_over:
+        break;
+    }
+    log().info("omniq: worker {}: taking over the claim on task {} (held by {}, attempt {})", options.worker_id, t.id,
+               result->worker_id.value_or("nobody"), result->metadata.value(detail::kClaimAttemptsKey, 0));
+    auto take = [&]() -> asio::awaitable<void> { written = co_await results.update(claim, stored->revision); };
     co_await persist("taking over the claim", t.id, std::move(take));
-    if (!taken) co_return Claim::duplicate;  // someone else took it over first
-    run->claim_revision = *taken;
-    co_return Claim::run;
+    if (written) {
+      run->claim_revision = *written;
+      co_return Claim::run;
+    }
+    // Someone wrote first, or this take-over landed and its answer was lost: read again.
   }
-  co_return Claim::duplicate;
+  // Still in doubt: set the delivery aside rather than ack it.
+  co_return Claim::held;
 }
 
 asio::awaitable<bool> Worker::Impl::store_result(detail::WorkerRun& run, const TaskResult& result) {
@@ -460,15 +525,38 @@ asio::awaitable<bool> Worker::Impl::store_result(detail::WorkerRun& run, const T
     co_await results.set(result);
     co_return true;
   }
-  const auto stored = co_await results.update(result, run.claim_revision);
-  if (!stored) {
-    log().warn("omniq: worker {}: task {} was taken over by another worker (this run's lease had expired); its "
-               "outcome here is dropped",
-               options.worker_id, result.task_id);
+  for (int round = 0; round < 4; ++round) {
+    const auto written = co_await results.update(result, run.claim_revision);
+    if (written) {
+      run.claim_revision = *written;
+      co_return true;
+    }
+    std::optional<ResultRecord> stored = co_await results.get_record(result.task_id);
+    if (!stored) {  // deleted meanwhile: nobody holds the task now
+      const auto created = co_await results.create(result);
+      if (created) {
+        run.claim_revision = *created;
+        co_return true;
+      }
+      continue;
+    }
+    std::optional<TaskResult> current = std::move(stored->result);
+    if (detail::is_own_outcome(current, run.claim_id)) {  // an earlier try landed
+      run.claim_revision = stored->revision;
+      co_return true;
+    }
+    if (current->status == ResultStatus::pending &&
+        current->metadata.value(detail::kClaimIdKey, std::string()) == run.claim_id) {
+      run.claim_revision = stored->revision;  // still this run's claim, at the leader's revision
+      continue;
+    }
+    log().warn("omniq: worker {}: task {} was taken over by {} (this run's lease had expired); its outcome here is "
+               "dropped and the delivery is not acked",
+               options.worker_id, result.task_id, current->worker_id.value_or("another worker"));
     co_return false;
   }
-  run.claim_revision = *stored;
-  co_return true;
+  throw_error(errc::timeout, "storing the result of task " + result.task_id +
+                                 ": the claim kept changing under this run's writes");
 }
 
 asio::awaitable<std::string> Worker::Impl::dependencies_state(const Task& task) {
@@ -491,13 +579,15 @@ asio::awaitable<bool> Worker::Impl::store_outcome(std::shared_ptr<detail::Worker
   const std::string dedup_id = "outcome-" + result.task_id + "-" + std::to_string(run->lease.stream_sequence()) +
                                "-" + std::to_string(run->claim_revision);
   result.metadata[kOutcomeEventKey] = dedup_id;
-  // In parallel; what succeeded is not repeated when a retry follows a partial failure.
-  bool result_done = false, event_done = false, state_done = !state, kept = true;
-  auto put_result = [&]() -> asio::awaitable<void> {
-    if (result_done) co_return;
-    kept = co_await store_result(*run, result);
-    result_done = true;
-  };
+  // The result first: the event says what the result holds, so it is written only once the
+  // result is stored (a crash in between is mended by settle_stored, under the recorded id;
+  // a run whose claim was taken over logs nothing). Then the event and the task state in
+  // parallel; what succeeded is not repeated when a retry follows a partial failure.
+  bool kept = true;
+  auto put_result = [&]() -> asio::awaitable<void> { kept = co_await store_result(*run, result); };
+  co_await persist("storing the result", result.task_id, std::move(put_result));
+  if (!kept) co_return false;
+  bool event_done = false, state_done = !state;
   auto put_event = [&]() -> asio::awaitable<void> {
     if (event_done) co_return;
     co_await backend.event_log().log_event(event, dedup_id);
@@ -511,15 +601,17 @@ asio::awaitable<bool> Worker::Impl::store_outcome(std::shared_ptr<detail::Worker
     co_await bucket.put(task.id, encode(task));
     state_done = true;
   };
+  // Each write runs to its end (none is cancelled when the other fails), then the worse
+  // failure is reported to the retry loop.
   auto store = [&]() -> asio::awaitable<void> {
-    auto a = put_result();
-    auto b = put_event();
-    auto c = put_state();
-    using namespace asio::experimental::awaitable_operators;
-    co_await (std::move(a) && std::move(b) && std::move(c));
+    auto [order, event_error, state_error] =
+        co_await asio::experimental::make_parallel_group(asio::co_spawn(strand, put_event(), asio::deferred),
+                                                         asio::co_spawn(strand, put_state(), asio::deferred))
+            .async_wait(asio::experimental::wait_for_all(), use_awaitable);
+    rethrow_worst({event_error, state_error});
   };
-  co_await persist("storing the outcome", result.task_id, std::move(store));
-  co_return kept;
+  co_await persist("storing the outcome's event", result.task_id, std::move(store));
+  co_return true;
 }
 
 asio::awaitable<void> Worker::Impl::settle_cancelled(std::shared_ptr<detail::WorkerRun> run, bool ran) {
@@ -630,11 +722,28 @@ asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> r
     ++counters.already_done;
     co_return;
   }
-  if (claim == Claim::duplicate) {
+  if (claim == Claim::superseded) {
     co_await acknowledge(run);
     ++counters.duplicates;
     co_return;
   }
+  if (claim == Claim::held) {
+    // A live run holds the task (or the claim stayed in doubt): this delivery comes back
+    // later, when that run has stored its outcome or is gone. Deferred, not nacked, so waiting
+    // spends none of max_deliver.
+    auto aside = [&]() -> asio::awaitable<void> { co_await run->lease.defer(heartbeat()); };
+    co_await persist("setting aside a task another run holds", t.id, std::move(aside));
+    ++counters.held;
+    co_return;
+  }
+  ++holding[t.id];
+  struct Release {
+    std::unordered_map<std::string, int>& holding;
+    const std::string& id;
+    ~Release() {
+      if (auto it = holding.find(id); it != holding.end() && --it->second <= 0) holding.erase(it);
+    }
+  } release{holding, t.id};
 
   // Running: the heartbeat keeps the lease while the handler works.
   run->last_signal = Steady::now();
@@ -721,6 +830,63 @@ asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> r
   const std::string reason = "failed after " + std::to_string(t.retry_count + 1) + " attempt(s): " + failure.type +
                              ": " + failure.message;
   co_await settle_failure(run, std::move(failure), reason);
+}
+
+nlohmann::json Worker::Impl::registry_entry() const {
+  json queues = json::array();
+  for (const auto& q : options.queues) queues.push_back(q);
+  char host[256] = {0};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = 0;
+  json entry = json::object();
+  entry["worker_id"] = options.worker_id;
+  entry["host"] = host;
+  entry["pid"] = static_cast<long>(getpid());
+  entry["queues"] = std::move(queues);
+  entry["concurrency"] = options.concurrency;
+  entry["started_at"] = format_timestamp(started_at);
+  entry["beat_at"] = format_timestamp(now());
+  entry["running"] = counters.running.load();
+  entry["received"] = counters.received.load();
+  entry["completed"] = counters.completed.load();
+  entry["failed"] = counters.failed.load();
+  entry["retried"] = counters.retried.load();
+  return entry;
+}
+
+asio::awaitable<void> Worker::Impl::registry_loop() {
+  auto self = shared_from_this();
+  bool warned = false;
+  Duration pause = Duration::zero();  // none before the first write
+  while (!done) {
+    if (pause > Duration::zero()) {
+      registry_timer->expires_after(pause);
+      co_await registry_timer->async_wait(asio::as_tuple(use_awaitable));
+      if (done) break;
+    }
+    // After a failed write, again within a second: a write lost to a leader election must not
+    // let the key expire while the worker runs.
+    pause = std::min<Duration>(registry.beat_interval(), 1s);
+    try {
+      co_await registry.beat(options.worker_id, registry_entry());
+      pause = registry.beat_interval();
+      warned = false;
+    } catch (const Error& e) {
+      if (e.kind() == errc::closed) co_return;
+      if (e.kind() == errc::permission_denied) {
+        log().warn("omniq: worker {}: cannot write the workers bucket ({}); other workers take over this one's "
+                   "claims as if it had stopped (docs/security.md lists the permissions)",
+                   options.worker_id, e.what());
+        co_return;
+      }
+      if (!warned) log().warn("omniq: worker {}: writing its key in the workers bucket: {}", options.worker_id, e.what());
+      warned = true;
+    }
+  }
+  try {
+    co_await registry.leave(options.worker_id);
+  } catch (const Error& e) {
+    log().debug("omniq: worker {}: removing its key from the workers bucket: {}", options.worker_id, e.what());
+  }
 }
 
 asio::awaitable<void> Worker::Impl::heartbeat_loop() {
@@ -828,6 +994,10 @@ asio::awaitable<void> Worker::Impl::serve() {
   std::string served;
   for (const auto& q : options.queues) served += (served.empty() ? "" : ", ") + q;
   log().info("omniq: worker {} serving {} with concurrency {}", options.worker_id, served, options.concurrency);
+  // Other workers judge this one's claims by its key: it is written while the loop starts,
+  // before the first claim can be made (a claim needs a delivery, a delivery a pull).
+  registry_timer.emplace(strand);
+  asio::co_spawn(strand, registry_loop(), asio::detached);
   asio::co_spawn(strand, heartbeat_loop(), asio::detached);
   asio::co_spawn(strand, cancellation_watch(), asio::detached);
 
@@ -886,6 +1056,7 @@ asio::awaitable<void> Worker::Impl::serve() {
     while (in_flight > 0) co_await wake->wait(100ms);
   }
   done = true;
+  if (registry_timer) registry_timer->cancel();
   log().info("omniq: worker {} stopped", options.worker_id);
 }
 
@@ -968,6 +1139,7 @@ WorkerStats Worker::stats() const {
                      .deferred = c.deferred,
                      .already_done = c.already_done,
                      .duplicates = c.duplicates,
+                     .held = c.held,
                      .handed_back = c.handed_back,
                      .running = c.running};
 }

@@ -52,6 +52,11 @@ class NatsBackend {
   asio::awaitable<void> close();
   void connect_sync();
   void close_sync();
+  // Creates or checks every stream and bucket omniq uses: the four storage parts' and the
+  // workers bucket that Workers keep their keys in. What an admin runs once before
+  // least-privilege users start (docs/security.md); each part also does its own on first use.
+  asio::awaitable<void> provision();
+  void provision_sync();
   bool is_connected() const noexcept { return connection_->is_connected(); }
 
   TaskQueue& task_queue();

@@ -91,6 +91,12 @@ struct Config {
   // Task state after enqueue (cancelled, updated, running, finished); pending tasks are read
   // from the tasks stream itself, so enqueue writes nothing here.
   BucketSettings task_state_bucket{.name = "omniq_tasks", .ttl = std::chrono::hours(24 * 7)};
+  // Live workers: each running Worker writes its key here every ttl / 3 (sooner again after a
+  // failed write); the TTL removes the key of a worker that stopped, so a key means "alive"
+  // and a claim held by a worker without one may be taken over (docs/reliability.md). Longer
+  // than a leader election (about 10 s) plus a request timeout, so a live worker does not
+  // look gone during one; a killed worker's tasks wait at most this long more.
+  BucketSettings workers_bucket{.name = "omniq_workers", .ttl = std::chrono::seconds(30)};
 
   // Consumers (task queue).
   std::chrono::milliseconds ack_wait{30'000};
@@ -102,6 +108,10 @@ struct Config {
   // Runtime.
   int blocking_threads = 4;  // pool that runs blocking nats.c calls off the io thread
   std::chrono::milliseconds request_timeout{5000};  // JetStream API and KV calls
+  // How long enqueue / enqueue_batch keep retrying what may pass (a timeout, no responders
+  // during a leader election, a reconnect) with the same message ids before they fail; 0
+  // tries once. At least one election (about 4-9 s) plus a request timeout.
+  std::chrono::milliseconds publish_timeout{15'000};
 
   // Whether the connection must use TLS: `tls`, or any of tls_cert / tls_key / tls_ca set, or
   // a tls:// server URL. The connection layer calls natsOptions_SetSecure on this, not `tls`.

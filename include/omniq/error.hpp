@@ -3,6 +3,7 @@
 // dequeue, a missing key, a lost compare-and-swap) are values, never these errors.
 #pragma once
 
+#include <exception>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -55,6 +56,34 @@ class Error : public std::system_error {
 };
 
 [[noreturn]] inline void throw_error(errc code, const std::string& what) { throw Error(code, what); }
+
+// Whether trying the same operation again may succeed: a timeout, a lost connection, no
+// responders or a leader election pass; a refusal on principle (bad input, permissions, a
+// closed backend, a payload over the limit) does not. The one classifier every retry uses.
+constexpr bool is_transient(errc kind) noexcept {
+  switch (kind) {
+    case errc::invalid_argument:
+    case errc::invalid_name:
+    case errc::invalid_cron:
+    case errc::invalid_config:
+    case errc::decode_error:
+    case errc::payload_too_large:
+    case errc::permission_denied:
+    case errc::auth_failed:
+    case errc::tls_error:
+    case errc::closed:
+    case errc::wrong_thread:
+    case errc::already_exists:
+      return false;
+    default:
+      return true;
+  }
+}
+
+// The same for any failure an operation may end with: an omniq::Error by its kind; Asio's
+// multiple_exceptions (several operations run in parallel failed) by its first failure;
+// anything else (a cancellation, a bug, bad_alloc) is not transient.
+bool is_transient(const std::exception_ptr& failure) noexcept;
 
 namespace detail {
 class omniq_category_impl final : public std::error_category {

@@ -12,6 +12,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "omniq/backend.hpp"
+#include "omniq/detail/kv.hpp"
 #include "omniq/detail/provisioned.hpp"
 #include "omniq/detail/sync.hpp"
 #include "omniq/models/result.hpp"
@@ -46,9 +47,12 @@ class ResultStore {
   // get_record or an earlier update); nullopt when another writer changed it first.
   asio::awaitable<std::optional<std::uint64_t>> update(TaskResult result, std::uint64_t expected_revision);
   // The result, or nullopt when there is none or it has expired. A `pending` result means a
-  // worker runs the task now.
+  // worker runs the task now. Read by direct get, which any replica of the bucket may answer:
+  // on a cluster it can lag a moment behind the last write.
   asio::awaitable<std::optional<TaskResult>> get(std::string task_id);
-  // The result with its revision, expired or not; nullopt when there is none.
+  // The result with its revision, expired or not; nullopt when there is none. Read through
+  // the bucket's leader, so the revision is the one a compare-and-set (update) is checked
+  // against, and every acknowledged write is seen.
   asio::awaitable<std::optional<ResultRecord>> get_record(std::string task_id);
   // False when there was no result.
   asio::awaitable<bool> delete_result(std::string task_id);
@@ -67,6 +71,7 @@ class ResultStore {
 
  private:
   std::string checked_value(const TaskResult& result) const;
+  asio::awaitable<std::optional<ResultRecord>> read(std::string task_id, detail::Served served);
 
   NatsBackend& backend_;
   detail::Provisioned provisioned_;

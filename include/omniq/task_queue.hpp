@@ -109,12 +109,18 @@ class TaskQueue {
   asio::awaitable<StreamReport> info();
 
   // Stores the task durably and returns its id. Idempotent by id within the stream's
-  // duplicate window. Throws omniq::Error: invalid_name / invalid_argument (before any
-  // network call), payload_too_large, stream_full (nothing stored).
+  // duplicate window. A failure that may pass (a timeout, no responders while the cluster
+  // elects a leader, a reconnect) is retried with the same message id for up to config
+  // `publish_timeout` (15 s), so a node failure does not reach the caller; only the tasks
+  // stream is provisioned or checked. Throws omniq::Error: invalid_name / invalid_argument
+  // (before any network call), payload_too_large, stream_full (nothing stored), timeout /
+  // jetstream_unavailable once publish_timeout has passed (the task may have been stored:
+  // enqueueing it again is safe).
   asio::awaitable<std::string> enqueue(Task task);
   // Enqueues many tasks with their publishes in flight together; every task is validated
-  // before any is sent. On a failure the error says how many were stored; enqueueing the
-  // same batch again is safe (ids are deduplicated).
+  // before any is sent. Failures that may pass are retried like enqueue's, only for the tasks
+  // not yet stored. On a failure the error says how many were stored; enqueueing the same
+  // batch again is safe (ids are deduplicated).
   asio::awaitable<std::vector<std::string>> enqueue_batch(std::vector<Task> tasks);
 
   // The next task from `queues`, tried in the order given; within a queue higher priority
@@ -181,8 +187,12 @@ class TaskQueue {
   asio::awaitable<std::optional<std::pair<Task, std::uint64_t>>> find_pending(const std::string& task_id);
   std::string encode_checked(const Task& task) const;
 
+  // The tasks stream only: what enqueue needs.
+  asio::awaitable<void> ensure_tasks_stream();
+
   NatsBackend& backend_;
   detail::Provisioned provisioned_;
+  detail::Provisioned tasks_stream_provisioned_;
   std::shared_ptr<detail::Doorbell> doorbell_;  // rung when a watcher brings work
   std::atomic<std::size_t> prefetch_;
   std::mutex mu_;

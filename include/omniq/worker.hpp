@@ -113,7 +113,8 @@ struct WorkerStats {
   std::uint64_t cancelled = 0;        // cancelled tasks skipped or stopped
   std::uint64_t deferred = 0;         // tasks put back to wait for their dependencies
   std::uint64_t already_done = 0;     // deliveries of tasks whose outcome was already stored (acked, not rerun)
-  std::uint64_t duplicates = 0;       // deliveries of a task id running elsewhere (acked, not run)
+  std::uint64_t duplicates = 0;       // deliveries superseded by a later attempt of the task (acked, not run)
+  std::uint64_t held = 0;             // deliveries of a task a live run holds (set aside with a delay, not run)
   std::uint64_t handed_back = 0;      // tasks returned to the queue at shutdown
   std::uint64_t running = 0;          // handlers running now
 };

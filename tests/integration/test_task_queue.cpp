@@ -12,6 +12,7 @@
 #include <nats/nats.h>
 
 #include "omniq/backend.hpp"
+#include "omniq/detail/jetstream.hpp"
 #include "omniq/error.hpp"
 #include "omniq/task_queue.hpp"
 #include "test_support.hpp"
@@ -550,4 +551,63 @@ TEST_CASE("a closed backend takes no more deliveries: a task enqueued just after
   REQUIRE(lease);
   CHECK(lease->task().id == t.id);
   lease->ack();
+}
+
+TEST_CASE("enqueue rides out a server restart: it returns once the server is back, and the task is stored once",
+          "[task_queue][producer]") {
+  Fixture f([](Config& c) { c.request_timeout = 700ms; });
+  f.q().enqueue(make_task());  // the stream exists; the producer is warm
+  REQUIRE(f.q().get_queue_size("default") == 1);
+  f.server.stop();
+  const Task t = make_task();
+  auto enqueued = std::async(std::launch::async, [&] { return f.q().enqueue(t); });
+  auto batch = std::async(std::launch::async, [&] {
+    std::vector<Task> tasks{make_task(), make_task(), make_task()};
+    return f.q().enqueue_batch(tasks);
+  });
+  std::this_thread::sleep_for(2000ms);  // both wait meanwhile, past several request timeouts
+  f.server.restart();
+  CHECK(enqueued.get() == t.id);
+  CHECK(batch.get().size() == 3);
+  CHECK(f.q().get_queue_size("default") == 5);
+}
+
+TEST_CASE("enqueue gives up after publish_timeout with a clear error when the server stays away",
+          "[task_queue][producer]") {
+  Fixture f([](Config& c) {
+    c.request_timeout = 500ms;
+    c.publish_timeout = 1500ms;
+  });
+  f.q().enqueue(make_task());
+  f.server.stop();
+  const auto started = Steady::now();
+  try {
+    f.q().enqueue(make_task());
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    CHECK(is_transient(e.kind()));  // the caller may try again later, with the same task
+    CHECK_THAT(e.what(), Catch::Contains("enqueueing task"));
+  }
+  const auto took = Steady::now() - started;
+  CHECK(took >= 1000ms);  // retried, not given up at the first failure
+  CHECK(took < 6s);
+}
+
+TEST_CASE("enqueue provisions and checks only the tasks stream, not the dead-letter stream or task state",
+          "[task_queue][producer]") {
+  Fixture f;
+  f.q().enqueue(make_task());
+  auto info = [&](const std::string& stream) {
+    return test::run_sync(*f.backend, [](detail::Connection& c, std::string s) -> asio::awaitable<bool> {
+      try {
+        co_await detail::api_request(c, "STREAM.INFO." + s, nullptr, "reading " + s);
+        co_return true;
+      } catch (const Error&) {
+        co_return false;
+      }
+    }(f.backend->connection(), stream));
+  };
+  CHECK(info(f.config.tasks_stream.name));
+  CHECK_FALSE(info(f.config.dead_letter_stream.name));
+  CHECK_FALSE(info("KV_" + f.config.task_state_bucket.name));
 }

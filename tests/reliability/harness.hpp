@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <memory>
 #include <set>
@@ -39,7 +40,11 @@ inline Config fault_config(const std::vector<std::string>& urls, int replicas = 
   c.max_reconnect_attempts = -1;
   c.request_timeout = 2000ms;
   for (StreamSettings* s : {&c.tasks_stream, &c.events_stream, &c.dead_letter_stream}) s->replicas = replicas;
-  for (BucketSettings* b : {&c.results_bucket, &c.schedules_bucket, &c.task_state_bucket}) b->replicas = replicas;
+  for (BucketSettings* b : {&c.results_bucket, &c.schedules_bucket, &c.task_state_bucket, &c.workers_bucket})
+    b->replicas = replicas;
+  // A killed worker's claims are taken over once its key is gone: 6 s on one server; a
+  // cluster needs more than a leader election (a live worker's key must outlast one).
+  c.workers_bucket.ttl = replicas > 1 ? std::chrono::seconds(15) : std::chrono::seconds(6);
   return c;
 }
 
@@ -149,6 +154,43 @@ class Cluster {
 
  private:
   std::vector<std::unique_ptr<LocalServer>> nodes_;
+};
+
+// A 3-node cluster with R3 streams and buckets, provisioned and with a stream leader, a
+// backend connected to all three nodes, and a fleet of worker processes using the same config.
+struct ClusterSetup {
+  Cluster cluster;
+  TempDir dir;
+  Config config;
+  NatsBackend backend;
+  ConnectionScope scope{backend};
+  Fleet fleet{config, dir.path};
+
+  // `tune` changes the fault settings before anything connects.
+  explicit ClusterSetup(const std::string& queue, const std::function<void(Config&)>& tune = {})
+      : config(tuned(fault_config(cluster.urls(), 3), tune)), backend(config) {
+    // JetStream needs its meta leader first: provision once the cluster answers.
+    const auto until = Steady::now() + 30s;
+    for (;;) {
+      try {
+        backend.sync_task_queue().ensure();
+        backend.sync_result_store().ensure();
+        backend.sync_event_log().ensure();
+        backend.sync_task_queue().get_queue_size(queue);  // the queue's consumers
+        break;
+      } catch (const Error&) {
+        if (Steady::now() >= until) throw;
+        std::this_thread::sleep_for(250ms);
+      }
+    }
+    REQUIRE(cluster.wait_leader(config.tasks_stream.name, "", 20s));
+  }
+
+ private:
+  static Config tuned(Config c, const std::function<void(Config&)>& tune) {
+    if (tune) tune(c);
+    return c;
+  }
 };
 
 }  // namespace omniq::test

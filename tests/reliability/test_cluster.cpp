@@ -17,33 +17,6 @@ using namespace omniq::test;
 
 namespace {
 
-struct ClusterSetup {
-  Cluster cluster;
-  TempDir dir;
-  Config config = fault_config(cluster.urls(), 3);
-  NatsBackend backend{config};
-  ConnectionScope scope{backend};
-  Fleet fleet{config, dir.path};
-
-  explicit ClusterSetup(const std::string& queue) {
-    // JetStream needs its meta leader first: provision once the cluster answers.
-    const auto until = Steady::now() + 30s;
-    for (;;) {
-      try {
-        backend.sync_task_queue().ensure();
-        backend.sync_result_store().ensure();
-        backend.sync_event_log().ensure();
-        backend.sync_task_queue().get_queue_size(queue);  // the queue's consumers
-        break;
-      } catch (const Error&) {
-        if (Steady::now() >= until) throw;
-        std::this_thread::sleep_for(250ms);
-      }
-    }
-    REQUIRE(cluster.wait_leader(config.tasks_stream.name, "", 20s));
-  }
-};
-
 // Enqueues one task at a time, each retried with its id until acknowledged, and notes when
 // each acknowledgement arrived.
 struct TimedProducer {
@@ -173,12 +146,17 @@ TEST_CASE("R3 cluster: quorum lost for 5 s: no enqueue reported stored unless it
   std::size_t refused = 0;
   std::atomic<std::size_t> tried{0};
   std::atomic<bool> enough{false};
+  // A producer that tries each enqueue once (publish_timeout 0), so the outage reaches it.
+  Config once = s.config;
+  once.publish_timeout = 0ms;
+  NatsBackend single_try(once);
+  ConnectionScope single_try_scope(single_try);
   auto producer = std::async(std::launch::async, [&] {
     for (const auto& t : tasks) {
       if (enough) break;
       std::this_thread::sleep_for(2ms);
       try {
-        s.backend.sync_task_queue().enqueue(t);  // one attempt each: success must mean stored
+        single_try.sync_task_queue().enqueue(t);  // one attempt each: success must mean stored
         std::lock_guard lock(mu);
         accepted.insert(t.id);
       } catch (const Error&) {

@@ -80,11 +80,8 @@ struct SecuredServer {
   void provision() const {
     NatsBackend admin(config(kAdmin));
     ConnectionScope scope(admin);
-    admin.sync_task_queue().ensure();
+    admin.provision_sync();  // every stream and bucket
     admin.sync_task_queue().get_queue_size("default");  // creates the queue's consumers, takes no work
-    admin.sync_result_store().ensure();
-    admin.sync_event_log().ensure();
-    admin.sync_schedule_store().ensure();
   }
 };
 

@@ -210,6 +210,8 @@ class Connection {
   std::int64_t max_payload() const noexcept;  // the server's max_payload, 0 before connect
   std::string connected_url() const;
   std::string server_id() const;
+  // The version the server announced at connect ("2.10.27"); empty when it could not be read.
+  std::string server_version() const;
   const Config& config() const noexcept { return config_; }
   spdlog::logger& log() const noexcept { return *logger_; }
   const std::shared_ptr<spdlog::logger>& logger() const noexcept { return logger_; }
@@ -231,6 +233,8 @@ class Connection {
   asio::thread_pool pool_;
   asio::thread_pool admin_;  // connect, close and the timeout sweep
   std::mutex lifecycle_mu_;  // connect and close one at a time
+  mutable std::mutex version_mu_;
+  std::string server_version_;  // guarded by version_mu_
   LockedSharedPtr<ConnectionState> state_;  // not std::atomic<shared_ptr>: see that header
 };
 

@@ -27,6 +27,7 @@ struct PubAck {
 inline constexpr int kErrWrongLastSequence = 10071;
 inline constexpr int kErrStreamNotFound = 10059;
 inline constexpr int kErrConsumerNotFound = 10014;
+inline constexpr int kErrNoMessageFound = 10037;
 
 // A JetStream API or publish error: the server's code, err_code and description.
 struct JsError {
@@ -79,6 +80,15 @@ struct StoredMessage {
 
 // Direct get of the last message on `subject` (no wildcards); nullopt when there is none.
 asio::awaitable<std::optional<StoredMessage>> direct_get_last(Connection& c, std::string stream, std::string subject);
+// The last message on `subject` read through the stream's leader ($JS.API.STREAM.MSG.GET);
+// nullopt when there is none. A direct get may be answered by any replica, from a state that
+// can lag behind the leader (or, on nats-server 2.9 before 2.9.21, number messages
+// differently): a decision that gates an ack reads here.
+asio::awaitable<std::optional<StoredMessage>> leader_get_last(Connection& c, std::string stream, std::string subject);
+// Decodes standard base64 (with or without padding); nullopt for anything else.
+std::optional<std::string> decode_base64(std::string_view text);
+// Parses a raw NATS header block ("NATS/1.0\r\nName: value\r\n...\r\n").
+std::vector<Header> parse_header_block(std::string_view block);
 // Direct get of the first message at or after `sequence` whose subject matches `filter`
 // (wildcards allowed); nullopt when there is none.
 asio::awaitable<std::optional<StoredMessage>> direct_get_next(Connection& c, std::string stream, std::string filter,

@@ -42,6 +42,11 @@ auto decode_entry(const KvEntry& entry, std::string_view what, std::string_view 
   }
 }
 
+// Where a read is served: by any replica (a direct get, cheap, may lag behind the last
+// acknowledged write), or by the stream's leader (sees every acknowledged write; for
+// decisions that gate an ack, and for the revision a compare-and-set is made against).
+enum class Served { by_any_replica, by_leader };
+
 class KvBucket {
  public:
   KvBucket(Connection& connection, std::string bucket);
@@ -51,13 +56,14 @@ class KvBucket {
   std::string subject(const std::string& key) const { return "$KV." + bucket_ + "." + key; }
 
   // The current value, or nullopt when the key is missing or deleted.
-  asio::awaitable<std::optional<KvEntry>> get(std::string key);
+  asio::awaitable<std::optional<KvEntry>> get(std::string key, Served served = Served::by_any_replica);
   // Stores `value`; returns the new revision.
   asio::awaitable<std::uint64_t> put(std::string key, std::string value);
   // Stores `value` only if the key's revision is `expected` (0: the key has never been
   // written); nullopt when another writer got there first.
   asio::awaitable<std::optional<std::uint64_t>> update(std::string key, std::string value, std::uint64_t expected);
-  // Stores `value` only if the key does not exist (or was deleted); nullopt when it exists.
+  // Stores `value` only if the key does not exist (or was deleted); nullopt when it exists
+  // (the delete marker is looked for through the leader).
   asio::awaitable<std::optional<std::uint64_t>> create(std::string key, std::string value);
   // Deletes the key (a delete marker; history is purged).
   asio::awaitable<void> erase(std::string key);

@@ -1,0 +1,70 @@
+// The claim judgement: what a worker does with a delivery whose task already has a result
+// (the claim could not be created). Plain logic over the result read through the bucket's
+// leader, so the rules are tested without a server (tests/unit/test_claim.cpp); the Worker
+// does the reads and writes. docs/reliability.md states the rules.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "omniq/models/result.hpp"
+
+namespace omniq::detail {
+
+// Result metadata a claim carries: the delivery's stream sequence, its attempt, and the
+// claim id, unique per run, by which a run recognises its own writes.
+inline constexpr const char* kClaimMessageKey = "message";
+inline constexpr const char* kClaimAttemptsKey = "attempts";
+inline constexpr const char* kClaimIdKey = "claim";
+
+// The run asking.
+struct ClaimAsker {
+  std::string_view claim_id;
+  std::string_view worker_id;
+  int attempt = 1;            // the delivery's retry_count + 1
+  bool runs_here = false;     // another run of this task id is under way in this process
+};
+
+enum class ClaimVerdict {
+  claim_again,   // no result any more (deleted): create the claim again
+  ours,          // this run's own claim: a write whose answer was lost landed; run the task
+  done,          // a final outcome is stored: settle from it, never run again
+  superseded,    // a later attempt of the task holds it: this delivery is obsolete (ack it)
+  held,          // a live run holds it: set this delivery aside (defer), never ack it
+  take_over,     // the holder is gone, or this attempt replaces an earlier one: claim over it
+  ask_holder,    // held by another worker: ask whether it is alive, then judge again
+};
+
+// `holder_alive` is nullopt until the caller asked (ask_holder).
+inline ClaimVerdict judge_claim(const std::optional<TaskResult>& stored, const ClaimAsker& asker,
+                                std::optional<bool> holder_alive = std::nullopt) {
+  if (!stored) return ClaimVerdict::claim_again;
+  const auto& meta = stored->metadata;
+  const bool own = meta.is_object() && meta.contains(kClaimIdKey) && meta[kClaimIdKey].is_string() &&
+                   meta[kClaimIdKey].get_ref<const std::string&>() == asker.claim_id;
+  if (stored->status != ResultStatus::pending) return ClaimVerdict::done;
+  if (own) return ClaimVerdict::ours;
+  int attempts = 0;
+  if (meta.is_object() && meta.contains(kClaimAttemptsKey) && meta[kClaimAttemptsKey].is_number_integer())
+    attempts = meta[kClaimAttemptsKey].get<int>();
+  // A retry is enqueued before the attempt before it is acked: a later attempt's claim means
+  // the task lives on in that attempt's message (or its outcome).
+  if (attempts > asker.attempt) return ClaimVerdict::superseded;
+  if (attempts < asker.attempt) return ClaimVerdict::take_over;
+  const std::string holder = stored->worker_id.value_or("");
+  if (holder.empty()) return ClaimVerdict::take_over;
+  if (holder == asker.worker_id) return asker.runs_here ? ClaimVerdict::held : ClaimVerdict::take_over;
+  if (!holder_alive) return ClaimVerdict::ask_holder;
+  return *holder_alive ? ClaimVerdict::held : ClaimVerdict::take_over;
+}
+
+// Whether `stored` is this run's own final outcome (a write whose answer was lost landed).
+inline bool is_own_outcome(const std::optional<TaskResult>& stored, std::string_view claim_id) {
+  if (!stored || stored->status == ResultStatus::pending || !stored->metadata.is_object()) return false;
+  const auto it = stored->metadata.find(kClaimIdKey);
+  return it != stored->metadata.end() && it->is_string() && it->get_ref<const std::string&>() == claim_id;
+}
+
+}  // namespace omniq::detail
