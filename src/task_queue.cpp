@@ -17,6 +17,7 @@
 #include "omniq/detail/jetstream.hpp"
 #include "omniq/detail/kv.hpp"
 #include "omniq/detail/layout.hpp"
+#include "omniq/detail/retry.hpp"
 #include "omniq/event_log.hpp"
 #include "omniq/result_store.hpp"
 #include "omniq/error.hpp"
@@ -241,25 +242,14 @@ asio::awaitable<void> TaskQueue::republish(const Task& task, std::string msg_id)
 }
 
 namespace {
-// Runs `attempt` (a callable returning awaitable<void>) again while it fails with a failure
-// that may pass, until `limit` has passed since the first try; pauses grow from 100 ms to 1 s.
+// Runs `attempt` again while it fails with a failure that may pass, until `limit` has passed
+// since the first try; pauses grow from 100 ms to 1 s.
 template <class Attempt>
 asio::awaitable<void> while_passing(Duration limit, Attempt attempt) {
   const auto until = std::chrono::steady_clock::now() + limit;
-  auto pause = std::chrono::milliseconds(100);
-  for (;;) {
-    std::exception_ptr failure;
-    try {
-      co_await attempt();
-      co_return;
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    if (!is_transient(failure) || std::chrono::steady_clock::now() + pause >= until) std::rethrow_exception(failure);
-    asio::steady_timer timer(co_await asio::this_coro::executor, pause);
-    co_await timer.async_wait(asio::use_awaitable);
-    pause = std::min(pause * 2, std::chrono::milliseconds(1000));
-  }
+  auto past_limit = [until](std::chrono::milliseconds pause) { return std::chrono::steady_clock::now() + pause >= until; };
+  co_await detail::retry_transient(std::move(attempt), past_limit, [](const std::exception_ptr&, auto) {},
+                                   std::chrono::milliseconds(100), std::chrono::milliseconds(1000));
 }
 }  // namespace
 

@@ -34,6 +34,7 @@
 #include "omniq/detail/doorbell.hpp"
 #include "omniq/detail/jetstream.hpp"
 #include "omniq/detail/kv.hpp"
+#include "omniq/detail/retry.hpp"
 #include "omniq/detail/sync.hpp"
 #include "omniq/detail/worker_registry.hpp"
 #include "omniq/error.hpp"
@@ -356,24 +357,14 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
 
 template <class Op, class GiveUp>
 asio::awaitable<void> Worker::Impl::retrying(const char* what, std::string_view task_id, GiveUp give_up, Op op) {
-  auto pause = 50ms;
-  for (;;) {
-    std::exception_ptr failure;
-    try {
-      co_await op();
-      co_return;
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    // Whatever mix of failures arrives (several parallel writes failing together included),
-    // one classifier decides: omniq::is_transient.
-    if (!is_transient(failure) || give_up()) std::rethrow_exception(failure);
+  // Whatever mix of failures arrives (several parallel writes failing together included),
+  // one classifier decides: omniq::is_transient.
+  auto log_retry = [&](const std::exception_ptr& failure, std::chrono::milliseconds pause) {
     log().warn("omniq: worker {}: {}{}{} failed ({}); retrying in {} ms", options.worker_id, what,
                task_id.empty() ? "" : " for task ", task_id, what_of(failure), pause.count());
-    asio::steady_timer timer(strand, pause);
-    co_await timer.async_wait(use_awaitable);
-    pause = std::min(pause * 2, std::chrono::milliseconds(2000));
-  }
+  };
+  co_await detail::retry_transient(std::move(op), [&](std::chrono::milliseconds) { return give_up(); }, log_retry,
+                                   50ms, 2000ms);
 }
 
 // Retries `op` while the failure may be passing, up to kPersistFor; the task's lease is kept
