@@ -50,12 +50,14 @@ asio::awaitable<std::optional<std::uint64_t>> KvBucket::update(std::string key, 
   co_return ack->sequence;
 }
 
-asio::awaitable<std::optional<std::uint64_t>> KvBucket::create(std::string key, std::string value) {
+asio::awaitable<std::optional<std::uint64_t>> KvBucket::create(std::string key, std::string value, Served served) {
   std::string copy = value;
   auto created = co_await update(key, std::move(copy), 0);
   if (created) co_return created;
   // The subject has history: creating is still allowed over a delete marker.
-  auto last = co_await leader_get_last(connection_, stream_, subject(key));
+  std::optional<StoredMessage> last;
+  if (served == Served::by_leader) last = co_await leader_get_last(connection_, stream_, subject(key));
+  else last = co_await direct_get_last(connection_, stream_, subject(key));
   if (!last || !is_marker(last->headers)) co_return std::nullopt;
   co_return co_await update(std::move(key), std::move(value), last->sequence);
 }

@@ -51,7 +51,7 @@ asio::awaitable<std::optional<std::uint64_t>> ResultStore::create(TaskResult res
   std::string value = checked_value(result);
   co_await ensure();
   auto bucket = bucket_of(backend_);
-  co_return co_await bucket.create(result.task_id, std::move(value));
+  co_return co_await bucket.create(result.task_id, std::move(value), detail::Served::by_leader);
 }
 
 asio::awaitable<std::optional<std::uint64_t>> ResultStore::update(TaskResult result, std::uint64_t expected_revision) {

@@ -265,9 +265,12 @@ asio::awaitable<std::string> TaskQueue::enqueue(Task task) {
     co_await while_passing(backend_.config().publish_timeout, std::move(attempt));
   } catch (const Error& e) {
     if (!is_transient(e.kind())) throw;
-    throw_error(e.kind(), "enqueueing task " + task.id + " on queue " + task.queue_name + ": " + e.what() +
-                              " (retried for up to publish_timeout; the task may have been stored, and enqueueing "
-                              "it again is safe)");
+    const std::string what = e.what();
+    const std::string named = what.starts_with("enqueueing task ")
+                                  ? what
+                                  : "enqueueing task " + task.id + " on queue " + task.queue_name + ": " + what;
+    throw_error(e.kind(), named + " (retried for up to publish_timeout; the task may have been stored, and "
+                                  "enqueueing it again is safe)");
   }
   co_return task.id;
 }
@@ -288,9 +291,7 @@ asio::awaitable<std::vector<std::string>> TaskQueue::enqueue_batch(std::vector<T
   // Indexes of the tasks not stored yet; a round sends them all and keeps those that failed.
   std::vector<std::size_t> left(tasks.size());
   for (std::size_t i = 0; i < left.size(); ++i) left[i] = i;
-  std::optional<std::pair<std::size_t, Error>> first_failure;
   auto round = [&]() -> asio::awaitable<void> {
-    first_failure.reset();
     co_await ensure_tasks_stream();
     std::vector<detail::Request> requests;
     requests.reserve(left.size());
@@ -299,15 +300,15 @@ asio::awaitable<std::vector<std::string>> TaskQueue::enqueue_batch(std::vector<T
     std::vector<detail::RequestOutcome> outcomes =
         co_await detail::request_all(backend_.connection(), std::move(requests), kPublishWindow);
     std::vector<std::size_t> failed;
-    std::exception_ptr worst;
+    std::exception_ptr worst;  // a failure that cannot pass before one that may
     for (std::size_t k = 0; k < outcomes.size(); ++k) {
       const std::size_t i = left[k];
       try {
         if (outcomes[k].error) std::rethrow_exception(outcomes[k].error);
         detail::parse_pub_ack(outcomes[k].reply, "enqueueing task " + tasks[i].id);
-      } catch (const Error& e) {
-        if (!first_failure) first_failure.emplace(i, e);
-        if (!worst || (is_transient(worst) && !is_transient(e.kind()))) worst = std::current_exception();
+      } catch (...) {
+        auto failure = std::current_exception();
+        if (!worst || (is_transient(worst) && !is_transient(failure))) worst = failure;
         failed.push_back(i);
       }
     }
@@ -316,13 +317,11 @@ asio::awaitable<std::vector<std::string>> TaskQueue::enqueue_batch(std::vector<T
   };
   try {
     co_await while_passing(config.publish_timeout, std::move(round));
-  } catch (const Error&) {
-    if (!first_failure) throw;  // provisioning failed: nothing was sent
+  } catch (const Error& e) {
+    // The failure that ended the retries, with how far the batch got.
     const std::size_t stored = tasks.size() - left.size();
-    const auto& [i, failure] = *first_failure;
-    throw_error(failure.kind(), "enqueue_batch: " + std::to_string(stored) + " of " + std::to_string(tasks.size()) +
-                                    " tasks stored; task " + std::to_string(i) + " (" + tasks[i].id + ") failed: " +
-                                    failure.what() + " (enqueueing the batch again is safe)");
+    throw_error(e.kind(), "enqueue_batch: " + std::to_string(stored) + " of " + std::to_string(tasks.size()) +
+                              " tasks stored; " + e.what() + " (enqueueing the batch again is safe)");
   }
   std::vector<std::string> ids;
   ids.reserve(tasks.size());
@@ -1005,13 +1004,18 @@ asio::awaitable<bool> TaskQueue::requeue_dead_letter(std::string task_id) {
   std::string data = encode_checked(task);
   std::string msg_id = task.id + ":requeue:" + std::to_string(stored->sequence);
   std::string what = "requeueing task " + task.id;
+  // Its recorded state (failed) and its result no longer hold: the task is pending again, and
+  // a worker runs a task id only while it has no final result. Both go first, unconditionally
+  // (a replica's view of whether they exist may lag): published before, the task could meet
+  // its old result and be settled from it without running. A crash in between leaves the
+  // dead letter in place, to requeue again.
+  detail::KvBucket state(backend_.connection(), c.task_state_bucket.name);
+  co_await state.erase(task.id);
+  detail::KvBucket results(backend_.connection(), c.results_bucket.name);
+  co_await backend_.result_store().ensure();
+  co_await results.erase(task.id);
   co_await publish_task(backend_.connection(), task, std::move(data), std::move(msg_id), std::move(what));
   co_await detail::delete_message(backend_.connection(), c.dead_letter_stream.name, stored->sequence);
-  // Its recorded state (failed) and its result no longer hold: the task is pending again, and
-  // a worker runs a task id only while it has no final result.
-  detail::KvBucket state(backend_.connection(), c.task_state_bucket.name);
-  if (co_await state.get(task.id)) co_await state.erase(task.id);
-  co_await backend_.result_store().delete_result(task.id);
   co_return true;
 }
 

@@ -234,6 +234,7 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
         wake(std::make_shared<detail::Doorbell>(strand)),
         rng(std::random_device{}()) {
     if (options.worker_id.empty()) options.worker_id = default_worker_id();
+    claim_prefix = options.worker_id + "." + new_uuid().substr(0, 8) + ".";
   }
   ~Impl() {
     if (pool) pool->join();
@@ -254,9 +255,14 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
 
   // Strand only.
   std::set<std::shared_ptr<detail::WorkerRun>> active;
-  // Task ids this process holds a claim on (from the claim to the end of the run).
+  // Runs from delivery to settlement: their leases are kept alive by the heartbeat.
+  std::set<std::shared_ptr<detail::WorkerRun>> leased;
+  // Runs of each task id under way in this process (from delivery to settlement).
   std::unordered_map<std::string, int> holding;
   std::uint64_t claims_made = 0;
+  // "<worker id>.<instance>.": begins every claim id of this Worker object, so its claims are
+  // told from those of another process configured with the same worker_id.
+  std::string claim_prefix;
   detail::WorkerRegistry registry{backend};
   bool registry_refused = false;  // the user may not read or write the workers bucket (warned once)
   std::optional<asio::steady_timer> registry_timer;  // the registry loop's pause; cancelled at the end
@@ -451,7 +457,7 @@ asio::awaitable<bool> Worker::Impl::holder_alive(const std::string& worker_id) {
 asio::awaitable<Worker::Impl::Claim> Worker::Impl::claim_run(std::shared_ptr<detail::WorkerRun> run) {
   const Task& t = run->lease.task();
   auto& results = backend.result_store();
-  run->claim_id = options.worker_id + "." + std::to_string(++claims_made);
+  run->claim_id = claim_prefix + std::to_string(++claims_made);
   const TaskResult claim = stamped(TaskResult{.task_id = t.id, .status = ResultStatus::pending}, *run);
   // Every doubt (a write that timed out, a conflict) is settled by reading the result through
   // the bucket's leader, never a replica: only then is anything acked or run.
@@ -468,10 +474,11 @@ asio::awaitable<Worker::Impl::Claim> Worker::Impl::claim_run(std::shared_ptr<det
     co_await persist("reading the claim", t.id, std::move(read));
     std::optional<TaskResult> result;
     if (stored) result = stored->result;
+    // This run counts itself in `holding`: another run here means more than one.
     const auto held_here = holding.find(t.id);
-    const detail::ClaimAsker asker{.claim_id = run->claim_id, .worker_id = options.worker_id,
+    const detail::ClaimAsker asker{.claim_id = run->claim_id, .claim_prefix = claim_prefix,
                                    .attempt = t.retry_count + 1,
-                                   .runs_here = held_here != holding.end() && held_here->second > 0};
+                                   .runs_here = held_here != holding.end() && held_here->second > 1};
     auto verdict = detail::judge_claim(result, asker);
     if (verdict == detail::ClaimVerdict::ask_holder) {
       bool alive = true;
@@ -666,28 +673,24 @@ asio::awaitable<void> Worker::Impl::settle_failure(std::shared_ptr<detail::Worke
 asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> run) {
   const Task& t = run->lease.task();
   ++counters.received;
-
-  if (cancelled_ids.count(t.id)) {
-    co_await settle_cancelled(run, false);
-    co_return;
-  }
-  // The handlers are fixed once the worker runs: no lock needed to read them.
-  const auto found = handlers.find(t.func);
-  if (found == handlers.end()) {
-    std::string known;
-    {
-      std::lock_guard lock(handlers_mu);
-      for (const auto& [name, h] : handlers) known += (known.empty() ? "" : ", ") + name;
+  // From delivery to settlement the lease is kept (in-progress signals), also while the claim
+  // is judged and the outcome stored through an outage: a redelivery meanwhile would spend
+  // max_deliver. And this process's runs of a task id are counted from the start, so a second
+  // delivery here never takes over a claim a run here is still making.
+  leased.insert(run);
+  ++holding[t.id];
+  struct Release {
+    Impl& impl;
+    const std::shared_ptr<detail::WorkerRun>& run;
+    ~Release() {
+      impl.leased.erase(run);
+      const auto& id = run->lease.task().id;
+      if (auto it = impl.holding.find(id); it != impl.holding.end() && --it->second <= 0) impl.holding.erase(it);
     }
-    const std::string message = "no handler for function \"" + t.func + "\" on worker " + options.worker_id +
-                                " (registered: " + (known.empty() ? "none" : known) + ")";
-    // Named, not temporaries inside co_await: g++ 12 destroys those twice.
-    Failure failure{"unknown_function", message, false};
-    std::string reason = "unknown function: " + message;
-    co_await settle_failure(run, std::move(failure), std::move(reason));
-    co_return;
-  }
+  } release{*this, run};
 
+  // Dependencies not met yet: put back before anything is claimed (nothing is stored).
+  std::string dependency_failure;
   if (!t.dependencies.empty()) {
     const std::string state = co_await dependencies_state(t);
     if (state == "wait") {
@@ -696,16 +699,12 @@ asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> r
       ++counters.deferred;
       co_return;
     }
-    if (state != "met") {
-      Failure failure{"dependency_failed", state, false};
-      std::string reason = "dependency failed: " + state;
-      co_await settle_failure(run, std::move(failure), std::move(reason));
-      co_return;
-    }
+    if (state != "met") dependency_failure = state;
   }
 
   // The claim: a pending result created only if the task has none, so a task id runs once
-  // however often it was enqueued or delivered.
+  // however often it was enqueued or delivered. Every outcome below is stored over it (no
+  // outcome ever replaces a result this run has not claimed).
   run->started_at = now();
   const Claim claim = co_await claim_run(run);
   if (claim == Claim::done) {
@@ -727,14 +726,33 @@ asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> r
     ++counters.held;
     co_return;
   }
-  ++holding[t.id];
-  struct Release {
-    std::unordered_map<std::string, int>& holding;
-    const std::string& id;
-    ~Release() {
-      if (auto it = holding.find(id); it != holding.end() && --it->second <= 0) holding.erase(it);
+
+  if (cancelled_ids.count(t.id)) {
+    co_await settle_cancelled(run, false);
+    co_return;
+  }
+  // The handlers are fixed once the worker runs: no lock needed to read them.
+  const auto found = handlers.find(t.func);
+  if (found == handlers.end()) {
+    std::string known;
+    {
+      std::lock_guard lock(handlers_mu);
+      for (const auto& [name, h] : handlers) known += (known.empty() ? "" : ", ") + name;
     }
-  } release{holding, t.id};
+    const std::string message = "no handler for function \"" + t.func + "\" on worker " + options.worker_id +
+                                " (registered: " + (known.empty() ? "none" : known) + ")";
+    // Named, not temporaries inside co_await: g++ 12 destroys those twice.
+    Failure failure{"unknown_function", message, false};
+    std::string reason = "unknown function: " + message;
+    co_await settle_failure(run, std::move(failure), std::move(reason));
+    co_return;
+  }
+  if (!dependency_failure.empty()) {
+    Failure failure{"dependency_failed", dependency_failure, false};
+    std::string reason = "dependency failed: " + dependency_failure;
+    co_await settle_failure(run, std::move(failure), std::move(reason));
+    co_return;
+  }
 
   // Running: the heartbeat keeps the lease while the handler works.
   run->last_signal = Steady::now();
@@ -787,7 +805,23 @@ asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> r
   if (run->finished && !run->abandoned && !run->error && why == StopReason::none) {
     TaskResult result = stamped(TaskResult::success(t.id, std::move(run->value)), *run);
     const TaskEvent event = tagged(events::completed(t.id, *result.execution_time, options.worker_id), t);
-    if (!co_await store_outcome(run, std::move(result), event, std::nullopt)) co_return;
+    bool kept = false;
+    std::optional<Error> too_large;
+    try {
+      kept = co_await store_outcome(run, std::move(result), event, std::nullopt);
+    } catch (const Error& e) {
+      // A value the bucket cannot hold would fail every redelivery the same way: the task
+      // fails for good instead (not retried, dead-lettered, with the reason).
+      if (e.kind() != errc::payload_too_large) throw;
+      too_large = e;
+    }
+    if (too_large) {
+      Failure failure{"result_too_large", too_large->what(), false};
+      std::string reason = "result too large: " + std::string(too_large->what());
+      co_await settle_failure(run, std::move(failure), std::move(reason));
+      co_return;
+    }
+    if (!kept) co_return;
     // Acknowledged only now: the result and its event are stored.
     co_await acknowledge(run);
     ++counters.completed;
@@ -807,6 +841,13 @@ asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> r
     failure = {"abandoned", "the handler did not return", true};
   }
   if (failure.retryable && t.can_retry()) {
+    // Still this run's claim? A run whose claim was taken over (it was judged gone) must not
+    // enqueue an attempt that would take the claim over from the live run that holds it now.
+    const TaskResult still_mine = stamped(TaskResult{.task_id = t.id, .status = ResultStatus::pending}, *run);
+    bool holds = true;
+    auto check = [&]() -> asio::awaitable<void> { holds = co_await store_result(*run, still_mine); };
+    co_await persist("checking the claim before a retry", t.id, std::move(check));
+    if (!holds) co_return;
     const Duration delay = jittered(t.retry_backoff());
     TaskEvent event = tagged(events::retry(t.id, t.retry_count + 1, delay), t);
     event.error_type = failure.type;
@@ -847,13 +888,11 @@ nlohmann::json Worker::Impl::registry_entry() const {
 asio::awaitable<void> Worker::Impl::registry_loop() {
   auto self = shared_from_this();
   bool warned = false;
-  Duration pause = Duration::zero();  // none before the first write
+  Duration pause = registry.beat_interval();  // serve() wrote the first one
   while (!done) {
-    if (pause > Duration::zero()) {
-      registry_timer->expires_after(pause);
-      co_await registry_timer->async_wait(asio::as_tuple(use_awaitable));
-      if (done) break;
-    }
+    registry_timer->expires_after(pause);
+    co_await registry_timer->async_wait(asio::as_tuple(use_awaitable));
+    if (done) break;
     // After a failed write, again within a second: a write lost to a leader election must not
     // let the key expire while the worker runs.
     pause = std::min<Duration>(registry.beat_interval(), 1s);
@@ -863,12 +902,6 @@ asio::awaitable<void> Worker::Impl::registry_loop() {
       warned = false;
     } catch (const Error& e) {
       if (e.kind() == errc::closed) co_return;
-      if (e.kind() == errc::permission_denied) {
-        log().warn("omniq: worker {}: cannot write the workers bucket ({}); other workers take over this one's "
-                   "claims as if it had stopped (docs/security.md lists the permissions)",
-                   options.worker_id, e.what());
-        co_return;
-      }
       if (!warned) log().warn("omniq: worker {}: writing its key in the workers bucket: {}", options.worker_id, e.what());
       warned = true;
     }
@@ -888,7 +921,7 @@ asio::awaitable<void> Worker::Impl::heartbeat_loop() {
     timer.expires_after(std::max<Duration>(every / 2, 20ms));
     co_await timer.async_wait(asio::as_tuple(use_awaitable));
     const auto t = Steady::now();
-    const std::vector<std::shared_ptr<detail::WorkerRun>> running(active.begin(), active.end());
+    const std::vector<std::shared_ptr<detail::WorkerRun>> running(leased.begin(), leased.end());
     for (const auto& run : running) {
       if (t - run->last_signal < every) continue;
       run->last_signal = t;
@@ -985,10 +1018,23 @@ asio::awaitable<void> Worker::Impl::serve() {
   std::string served;
   for (const auto& q : options.queues) served += (served.empty() ? "" : ", ") + q;
   log().info("omniq: worker {} serving {} with concurrency {}", options.worker_id, served, options.concurrency);
-  // Other workers judge this one's claims by its key: it is written while the loop starts,
-  // before the first claim can be made (a claim needs a delivery, a delivery a pull).
+  // Other workers judge this one's claims by its key: it is written before the first claim
+  // (retried through an election like the provisioning above), then kept by registry_loop.
   registry_timer.emplace(strand);
-  asio::co_spawn(strand, registry_loop(), asio::detached);
+  bool registered = true;
+  try {
+    auto first_beat = [&]() -> asio::awaitable<void> { co_await registry.beat(options.worker_id, registry_entry()); };
+    co_await retrying("writing its key in the workers bucket", {}, [this] { return stopping.load(); },
+                      std::move(first_beat));
+  } catch (const Error& e) {
+    if (e.kind() != errc::permission_denied && e.kind() != errc::closed && !stopping) throw;
+    registered = false;
+    if (e.kind() == errc::permission_denied)
+      log().warn("omniq: worker {}: cannot write the workers bucket ({}); other workers take over this one's claims "
+               "as if it had stopped (docs/security.md lists the permissions)",
+               options.worker_id, e.what());
+  }
+  if (registered) asio::co_spawn(strand, registry_loop(), asio::detached);
   asio::co_spawn(strand, heartbeat_loop(), asio::detached);
   asio::co_spawn(strand, cancellation_watch(), asio::detached);
 

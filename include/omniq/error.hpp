@@ -68,6 +68,7 @@ constexpr bool is_transient(errc kind) noexcept {
     case errc::invalid_config:
     case errc::decode_error:
     case errc::payload_too_large:
+    case errc::stream_full:  // limits reached: waiting for a drain is the caller's choice
     case errc::permission_denied:
     case errc::auth_failed:
     case errc::tls_error:

@@ -41,7 +41,8 @@ class ResultStore {
   asio::awaitable<std::uint64_t> set(TaskResult result);
   // Stores the result only if the task has none yet; its revision, or nullopt when one exists.
   // The worker claims a task this way before running it (a `pending` result), so a task id
-  // runs once even when it was enqueued again. Throws like set.
+  // runs once even when it was enqueued again. A key with history (a deleted result) is looked
+  // at through the bucket's leader. Throws like set.
   asio::awaitable<std::optional<std::uint64_t>> create(TaskResult result);
   // Stores the result if the stored one is still at `expected_revision` (from create,
   // get_record or an earlier update); nullopt when another writer changed it first.

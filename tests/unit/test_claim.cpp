@@ -25,7 +25,7 @@ TaskResult claim(const std::string& worker, int attempts, const std::string& cla
   return r;
 }
 
-const ClaimAsker me{.claim_id = "w1.5", .worker_id = "w1", .attempt = 1, .runs_here = false};
+const ClaimAsker me{.claim_id = "w1.i1.5", .claim_prefix = "w1.i1.", .attempt = 1, .runs_here = false};
 
 }  // namespace
 
@@ -34,7 +34,7 @@ TEST_CASE("claim: no result any more means the claim is made again", "[claim]") 
 }
 
 TEST_CASE("claim: this run's own claim, written by a try whose answer was lost, runs the task", "[claim]") {
-  CHECK(judge_claim(claim("w1", 1, "w1.5"), me) == ClaimVerdict::ours);
+  CHECK(judge_claim(claim("w1", 1, "w1.i1.5"), me) == ClaimVerdict::ours);
 }
 
 TEST_CASE("claim: a final outcome is settled from, never run again, whoever stored it", "[claim]") {
@@ -62,11 +62,17 @@ TEST_CASE("claim: another worker's claim is respected only while that worker is 
 
 TEST_CASE("claim: this worker's own earlier claim is held while it runs here, taken over once it does not",
           "[claim]") {
-  const TaskResult earlier = claim("w1", 1, "w1.2");
+  const TaskResult earlier = claim("w1", 1, "w1.i1.2");
   ClaimAsker running = me;
   running.runs_here = true;
   CHECK(judge_claim(earlier, running) == ClaimVerdict::held);
   CHECK(judge_claim(earlier, me) == ClaimVerdict::take_over);
+}
+
+TEST_CASE("claim: another process with the same worker id is another worker, asked whether it lives", "[claim]") {
+  const TaskResult namesake = claim("w1", 1, "w1.i2.7");
+  CHECK(judge_claim(namesake, me) == ClaimVerdict::ask_holder);
+  CHECK(judge_claim(namesake, me, true) == ClaimVerdict::held);
 }
 
 TEST_CASE("claim: a claim naming no worker or no attempt is stale", "[claim]") {
@@ -79,12 +85,12 @@ TEST_CASE("claim: a claim naming no worker or no attempt is stale", "[claim]") {
 }
 
 TEST_CASE("claim: an outcome is this run's own only by its claim id and a final status", "[claim]") {
-  TaskResult mine = claim("w1", 1, "w1.5");
-  CHECK_FALSE(detail::is_own_outcome(mine, "w1.5"));  // still pending
+  TaskResult mine = claim("w1", 1, "w1.i1.5");
+  CHECK_FALSE(detail::is_own_outcome(mine, "w1.i1.5"));  // still pending
   mine.status = ResultStatus::success;
-  CHECK(detail::is_own_outcome(mine, "w1.5"));
-  CHECK_FALSE(detail::is_own_outcome(mine, "w1.6"));
-  CHECK_FALSE(detail::is_own_outcome(std::nullopt, "w1.5"));
+  CHECK(detail::is_own_outcome(mine, "w1.i1.5"));
+  CHECK_FALSE(detail::is_own_outcome(mine, "w1.i1.6"));
+  CHECK_FALSE(detail::is_own_outcome(std::nullopt, "w1.i1.5"));
 }
 
 TEST_CASE("transient failures: timeouts, lost connections and elections are, refusals are not", "[claim][errors]") {
@@ -98,6 +104,7 @@ TEST_CASE("transient failures: timeouts, lost connections and elections are, ref
   CHECK_FALSE(is_transient(errc::closed));
   CHECK_FALSE(is_transient(errc::invalid_name));
   CHECK_FALSE(is_transient(errc::decode_error));
+  CHECK_FALSE(is_transient(errc::stream_full));  // the caller decides whether to wait for a drain
 
   CHECK(is_transient(std::make_exception_ptr(Error(errc::timeout, "no reply"))));
   CHECK_FALSE(is_transient(std::make_exception_ptr(Error(errc::permission_denied, "no"))));

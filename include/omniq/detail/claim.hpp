@@ -19,12 +19,13 @@ inline constexpr const char* kClaimMessageKey = "message";
 inline constexpr const char* kClaimAttemptsKey = "attempts";
 inline constexpr const char* kClaimIdKey = "claim";
 
-// The run asking.
+// The run asking. Claim ids are "<worker id>.<instance>.<n>": the instance tells a Worker
+// object from another one configured with the same worker id.
 struct ClaimAsker {
   std::string_view claim_id;
-  std::string_view worker_id;
-  int attempt = 1;            // the delivery's retry_count + 1
-  bool runs_here = false;     // another run of this task id is under way in this process
+  std::string_view claim_prefix;  // "<worker id>.<instance>." of the asking Worker
+  int attempt = 1;                // the delivery's retry_count + 1
+  bool runs_here = false;         // another run of this task id is under way in this process
 };
 
 enum class ClaimVerdict {
@@ -55,7 +56,11 @@ inline ClaimVerdict judge_claim(const std::optional<TaskResult>& stored, const C
   if (attempts < asker.attempt) return ClaimVerdict::take_over;
   const std::string holder = stored->worker_id.value_or("");
   if (holder.empty()) return ClaimVerdict::take_over;
-  if (holder == asker.worker_id) return asker.runs_here ? ClaimVerdict::held : ClaimVerdict::take_over;
+  const auto claim_id = meta.is_object() && meta.contains(kClaimIdKey) && meta[kClaimIdKey].is_string()
+                            ? std::string_view(meta[kClaimIdKey].get_ref<const std::string&>())
+                            : std::string_view();
+  if (!asker.claim_prefix.empty() && claim_id.starts_with(asker.claim_prefix))  // this Worker's own, earlier
+    return asker.runs_here ? ClaimVerdict::held : ClaimVerdict::take_over;
   if (!holder_alive) return ClaimVerdict::ask_holder;
   return *holder_alive ? ClaimVerdict::held : ClaimVerdict::take_over;
 }

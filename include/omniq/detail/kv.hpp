@@ -62,9 +62,10 @@ class KvBucket {
   // Stores `value` only if the key's revision is `expected` (0: the key has never been
   // written); nullopt when another writer got there first.
   asio::awaitable<std::optional<std::uint64_t>> update(std::string key, std::string value, std::uint64_t expected);
-  // Stores `value` only if the key does not exist (or was deleted); nullopt when it exists
-  // (the delete marker is looked for through the leader).
-  asio::awaitable<std::optional<std::uint64_t>> create(std::string key, std::string value);
+  // Stores `value` only if the key does not exist (or was deleted); nullopt when it exists.
+  // A key with history is looked at (for a delete marker) as `served` says.
+  asio::awaitable<std::optional<std::uint64_t>> create(std::string key, std::string value,
+                                                       Served served = Served::by_any_replica);
   // Deletes the key (a delete marker; history is purged).
   asio::awaitable<void> erase(std::string key);
   // Every live key and value matching `key_filter` (NATS wildcards; ">" for all).
