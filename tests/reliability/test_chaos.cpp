@@ -30,6 +30,23 @@ std::uint64_t env_number(const char* name, std::uint64_t fallback) {
   return std::strtoull(text, nullptr, 10);
 }
 
+// The checker's reads, tried again for up to 30 s: right after a node restarts, a read (a scan
+// through an ephemeral consumer) can meet a stream still settling its leader, and fail
+// clearly (the library's reads are not retried for the caller).
+template <class Read>
+auto read_settled(Read read) {
+  const auto until = Steady::now() + 30s;
+  for (;;) {
+    try {
+      return read();
+    } catch (const Error& e) {
+      if (Steady::now() >= until) throw;
+      std::cout << "chaos: checker read failed, trying again: " << e.what() << std::endl;
+      std::this_thread::sleep_for(500ms);
+    }
+  }
+}
+
 std::int64_t ms_since(Steady::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - t).count();
 }
@@ -174,15 +191,19 @@ TEST_CASE("chaos: R3 cluster, nodes and workers killed at random while tasks flo
 
   // What happened to every task id.
   std::map<std::string, TaskResult> results;
-  for (auto& r : s.backend.sync_result_store().list_results(std::nullopt, ids.size() * 2 + 1000))
+  auto stored = read_settled([&] { return s.backend.sync_result_store().list_results(std::nullopt, ids.size() * 2 + 1000); });
+  for (auto& r : stored)
     if (ids.count(r.task_id)) results.emplace(r.task_id, std::move(r));
+  auto events_of = [&](EventType type) {
+    return read_settled([&] {
+      return s.backend.sync_event_log().get_events(std::nullopt, type, std::nullopt, std::nullopt, ids.size() * 4 + 1000);
+    });
+  };
   std::map<std::string, int> completed_events;
-  for (const auto& e : s.backend.sync_event_log().get_events(std::nullopt, EventType::completed, std::nullopt,
-                                                             std::nullopt, ids.size() * 4 + 1000))
+  for (const auto& e : events_of(EventType::completed))
     if (ids.count(e.task_id)) ++completed_events[e.task_id];
   std::map<std::string, std::vector<std::string>> runs;  // id -> workers of its executing events, in order
-  for (const auto& e : s.backend.sync_event_log().get_events(std::nullopt, EventType::executing, std::nullopt,
-                                                             std::nullopt, ids.size() * 4 + 1000))
+  for (const auto& e : events_of(EventType::executing))
     if (ids.count(e.task_id) && !e.details.contains("progress")) runs[e.task_id].push_back(e.worker_id.value_or(""));
 
   std::size_t lost = 0, wrong = 0, events_off = 0, reruns = 0, unexplained_reruns = 0;
