@@ -628,7 +628,14 @@ asio::awaitable<void> Worker::Impl::settle_stored(std::shared_ptr<detail::Worker
   const TaskResult& r = *run->stored_outcome;
   const bool same_message = r.metadata.value("message", std::uint64_t{0}) == run->lease.stream_sequence();
   const std::string dedup_id = r.metadata.value(kOutcomeEventKey, std::string());
-  if (!same_message || dedup_id.empty()) {  // another message of the same task id settled it
+  // The event is written again when this is the message that stored the outcome, or when the
+  // outcome is recent enough for the events stream to still know its id (its duplicate window,
+  // less a margin): the outcome's worker may have died before the event, and the message may
+  // have been set aside (a new message of the same task) meanwhile. Later, another message of
+  // the same task id (enqueued again) is only acked: the event is not written twice.
+  const auto window = std::chrono::duration_cast<Duration>(backend.config().events_stream.duplicate_window);
+  const bool recent = r.completed_at && now() - *r.completed_at < window - std::min<Duration>(window / 4, 30s);
+  if (dedup_id.empty() || (!same_message && !recent)) {
     co_await acknowledge(run);
     co_return;
   }
@@ -645,7 +652,7 @@ asio::awaitable<void> Worker::Impl::settle_stored(std::shared_ptr<detail::Worker
     auto relog = [&]() -> asio::awaitable<void> { co_await backend.event_log().log_event(*event, dedup_id); };
     co_await persist("logging the stored outcome's event", t.id, std::move(relog));
   }
-  if (r.status == ResultStatus::error) {
+  if (r.status == ResultStatus::error && same_message) {
     // Every failure the worker stores is dead-lettered; the letter is deduplicated by this
     // message, so a letter written before the crash is not written twice.
     std::string reason = r.metadata.value(kDeadLetterKey, "failed: " + r.error_type.value_or("") + ": " +

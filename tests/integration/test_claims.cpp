@@ -257,3 +257,22 @@ TEST_CASE("a result too large for the bucket fails the task once, with a clear r
   CHECK(runs == 1);
   CHECK(f.q().get_queue_size("default") == 0);
 }
+
+TEST_CASE("a stored outcome whose event is missing gets it once, also from a message set aside meanwhile",
+          "[claims]") {
+  Fixture f;
+  const std::string id = f.q().enqueue(gate_task());
+  // The worker that ran it stored the result (from an earlier message of the task, which was
+  // set aside while it ran) and died before logging the event.
+  TaskResult done = TaskResult::success(id, "from the first worker");
+  done.worker_id = "first";
+  done.metadata["message"] = 999'999;
+  done.metadata["outcome_event"] = "outcome-" + id + "-999999-7";
+  f.results().set(done);
+  GateWorker w(*f.backend);
+  w.start();
+  REQUIRE(wait_until([&] { return w.worker.stats().already_done == 1; }, 10s));
+  REQUIRE(wait_until([&] { return f.q().get_queue_size("default") == 0; }, 5s));
+  CHECK(w.runs == 0);
+  CHECK(f.count_events(id, EventType::completed) == 1);
+}
