@@ -28,10 +28,13 @@ void check_value_size(const std::string& what, std::size_t size, std::int64_t bu
 KvBucket::KvBucket(Connection& connection, std::string bucket)
     : connection_(connection), bucket_(std::move(bucket)), stream_("KV_" + bucket_) {}
 
+asio::awaitable<std::optional<StoredMessage>> KvBucket::last(const std::string& key, Served served) {
+  if (served == Served::by_leader) co_return co_await leader_get_last(connection_, stream_, subject(key));
+  co_return co_await direct_get_last(connection_, stream_, subject(key));
+}
+
 asio::awaitable<std::optional<KvEntry>> KvBucket::get(std::string key, Served served) {
-  std::optional<StoredMessage> stored;
-  if (served == Served::by_leader) stored = co_await leader_get_last(connection_, stream_, subject(key));
-  else stored = co_await direct_get_last(connection_, stream_, subject(key));
+  std::optional<StoredMessage> stored = co_await last(key, served);
   if (!stored || is_marker(stored->headers)) co_return std::nullopt;
   co_return KvEntry{std::move(key), std::move(stored->data), stored->sequence};
 }
@@ -55,11 +58,9 @@ asio::awaitable<std::optional<std::uint64_t>> KvBucket::create(std::string key, 
   auto created = co_await update(key, std::move(copy), 0);
   if (created) co_return created;
   // The subject has history: creating is still allowed over a delete marker.
-  std::optional<StoredMessage> last;
-  if (served == Served::by_leader) last = co_await leader_get_last(connection_, stream_, subject(key));
-  else last = co_await direct_get_last(connection_, stream_, subject(key));
-  if (!last || !is_marker(last->headers)) co_return std::nullopt;
-  co_return co_await update(std::move(key), std::move(value), last->sequence);
+  std::optional<StoredMessage> marker = co_await last(key, served);
+  if (!marker || !is_marker(marker->headers)) co_return std::nullopt;
+  co_return co_await update(std::move(key), std::move(value), marker->sequence);
 }
 
 asio::awaitable<void> KvBucket::erase(std::string key) {

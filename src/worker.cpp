@@ -544,7 +544,7 @@ asio::awaitable<bool> Worker::Impl::store_result(detail::WorkerRun& run, const T
       co_return true;
     }
     if (current->status == ResultStatus::pending &&
-        current->metadata.value(detail::kClaimIdKey, std::string()) == run.claim_id) {
+        detail::claim_id_of(*current) == run.claim_id) {
       run.claim_revision = stored->revision;  // still this run's claim, at the leader's revision
       continue;
     }

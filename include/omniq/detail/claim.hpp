@@ -38,15 +38,22 @@ enum class ClaimVerdict {
   ask_holder,    // held by another worker: ask whether it is alive, then judge again
 };
 
+// The claim id a stored result carries ("" when none).
+inline std::string_view claim_id_of(const TaskResult& stored) {
+  const auto& meta = stored.metadata;
+  if (!meta.is_object()) return {};
+  const auto it = meta.find(kClaimIdKey);
+  return it != meta.end() && it->is_string() ? std::string_view(it->get_ref<const std::string&>()) : std::string_view();
+}
+
 // `holder_alive` is nullopt until the caller asked (ask_holder).
 inline ClaimVerdict judge_claim(const std::optional<TaskResult>& stored, const ClaimAsker& asker,
                                 std::optional<bool> holder_alive = std::nullopt) {
   if (!stored) return ClaimVerdict::claim_again;
-  const auto& meta = stored->metadata;
-  const bool own = meta.is_object() && meta.contains(kClaimIdKey) && meta[kClaimIdKey].is_string() &&
-                   meta[kClaimIdKey].get_ref<const std::string&>() == asker.claim_id;
   if (stored->status != ResultStatus::pending) return ClaimVerdict::done;
-  if (own) return ClaimVerdict::ours;
+  const std::string_view claim_id = claim_id_of(*stored);
+  if (!claim_id.empty() && claim_id == asker.claim_id) return ClaimVerdict::ours;
+  const auto& meta = stored->metadata;
   int attempts = 0;
   if (meta.is_object() && meta.contains(kClaimAttemptsKey) && meta[kClaimAttemptsKey].is_number_integer())
     attempts = meta[kClaimAttemptsKey].get<int>();
@@ -54,11 +61,7 @@ inline ClaimVerdict judge_claim(const std::optional<TaskResult>& stored, const C
   // the task lives on in that attempt's message (or its outcome).
   if (attempts > asker.attempt) return ClaimVerdict::superseded;
   if (attempts < asker.attempt) return ClaimVerdict::take_over;
-  const std::string holder = stored->worker_id.value_or("");
-  if (holder.empty()) return ClaimVerdict::take_over;
-  const auto claim_id = meta.is_object() && meta.contains(kClaimIdKey) && meta[kClaimIdKey].is_string()
-                            ? std::string_view(meta[kClaimIdKey].get_ref<const std::string&>())
-                            : std::string_view();
+  if (stored->worker_id.value_or("").empty()) return ClaimVerdict::take_over;
   if (!asker.claim_prefix.empty() && claim_id.starts_with(asker.claim_prefix))  // this Worker's own, earlier
     return asker.runs_here ? ClaimVerdict::held : ClaimVerdict::take_over;
   if (!holder_alive) return ClaimVerdict::ask_holder;
@@ -67,9 +70,7 @@ inline ClaimVerdict judge_claim(const std::optional<TaskResult>& stored, const C
 
 // Whether `stored` is this run's own final outcome (a write whose answer was lost landed).
 inline bool is_own_outcome(const std::optional<TaskResult>& stored, std::string_view claim_id) {
-  if (!stored || stored->status == ResultStatus::pending || !stored->metadata.is_object()) return false;
-  const auto it = stored->metadata.find(kClaimIdKey);
-  return it != stored->metadata.end() && it->is_string() && it->get_ref<const std::string&>() == claim_id;
+  return stored && stored->status != ResultStatus::pending && claim_id_of(*stored) == claim_id;
 }
 
 }  // namespace omniq::detail

@@ -14,6 +14,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include "omniq/detail/connection.hpp"
+#include "omniq/detail/jetstream.hpp"
 #include "omniq/time.hpp"
 
 namespace omniq::detail {
@@ -79,6 +80,9 @@ class KvBucket {
                                                    std::function<bool(const KvEntry&)> accept = {});
 
  private:
+  // The key's last message (a value or a delete marker), read as `served` says.
+  asio::awaitable<std::optional<StoredMessage>> last(const std::string& key, Served served);
+
   Connection& connection_;
   std::string bucket_;
   std::string stream_;

@@ -9,6 +9,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
 
+#include "omniq/detail/kv.hpp"
 #include "omniq/detail/provisioned.hpp"
 #include "omniq/time.hpp"
 
@@ -34,6 +35,8 @@ class WorkerRegistry {
   asio::awaitable<bool> alive(const std::string& worker_id);
 
  private:
+  KvBucket bucket() const;
+
   NatsBackend& backend_;
   Provisioned provisioned_;
 };
