@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
               if (!ec) scheduler.stop();
             });
           }
-          co_await scheduler.run();
+          co_await scheduler.async_run();
           deadline.cancel();
         };
         asio::co_spawn(backend.get_executor(), run(), asio::use_future).get();

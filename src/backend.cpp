@@ -85,11 +85,24 @@ asio::awaitable<void> NatsBackend::provision() {
   co_await workers.ensure();
 }
 
-void NatsBackend::provision_sync() { detail::run_blocking(executor_, provision(), "NatsBackend::provision_sync"); }
-
-void NatsBackend::connect_sync() { detail::run_blocking(executor_, connect(), "NatsBackend::connect_sync"); }
-
-void NatsBackend::close_sync() { detail::run_blocking(executor_, close(), "NatsBackend::close_sync"); }
+void NatsBackend::provision_sync() {
+  detail::wait_blocking<void>(executor_, "NatsBackend::provision_sync", [&](auto t) { return async_provision(t); });
+}
+void NatsBackend::provision_sync(error_code& ec, Diagnostics& diag) {
+  detail::wait_blocking<void>(executor_, "NatsBackend::provision_sync", [&](auto t) { return async_provision(t); }, ec, diag);
+}
+void NatsBackend::connect_sync() {
+  detail::wait_blocking<void>(executor_, "NatsBackend::connect_sync", [&](auto t) { return async_connect(t); });
+}
+void NatsBackend::connect_sync(error_code& ec, Diagnostics& diag) {
+  detail::wait_blocking<void>(executor_, "NatsBackend::connect_sync", [&](auto t) { return async_connect(t); }, ec, diag);
+}
+void NatsBackend::close_sync() {
+  detail::wait_blocking<void>(executor_, "NatsBackend::close_sync", [&](auto t) { return async_close(t); });
+}
+void NatsBackend::close_sync(error_code& ec, Diagnostics& diag) {
+  detail::wait_blocking<void>(executor_, "NatsBackend::close_sync", [&](auto t) { return async_close(t); }, ec, diag);
+}
 
 NatsBackend::Parts& NatsBackend::parts() {
   std::lock_guard lock(parts_mu_);

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "nats_util.hpp"
@@ -429,6 +430,7 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
     SteadyClock::time_point deadline;
     std::function<void(JsMessage&&)> on_message;  // streaming pulls
     int received = 0;
+    std::shared_ptr<const void> tag;  // FetchRequest::tag
   };
   struct FetchSlot {
     std::optional<Fetch> active;
@@ -825,7 +827,7 @@ void ConnectionState::start_fetch(FetchRequest request, FetchHandler handler) {
     id = next_id++;
     const auto wait = request.no_wait ? request_timeout : request.expires + request_timeout;
     slot.active.emplace(Fetch{id, std::move(handler), {}, std::max(1, request.batch), SteadyClock::now() + wait,
-                              std::move(request.on_message), 0});
+                              std::move(request.on_message), 0, std::move(request.tag)});
     fetch_ids[id] = key;
   }
   std::string body = "{\"batch\":" + std::to_string(std::max(1, request.batch));
@@ -1116,11 +1118,57 @@ void HandleLease::throw_if_denied_since(std::uint64_t seen, const Error& timeout
   throw_error(errc::permission_denied, std::string(timeout.what()) + ", because " + why);
 }
 
-void Connection::start_request(Request request, ReplyHandler handler) {
+void Connection::cancel_request(std::uint64_t id) {
   auto state = state_.load();
-  auto fail = [&](errc kind, std::string msg) {
+  if (!state) return;
+  if (auto p = state->take(id))
+    ConnectionState::complete(std::move(*p),
+                              std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted)), {});
+}
+
+void Connection::cancel_fetch(const std::string& key, const void* tag) {
+  auto state = state_.load();
+  if (!state) return;
+  std::optional<ConnectionState::Fetch> active;
+  std::optional<FetchHandler> waiting;
+  {
+    std::lock_guard lock(state->mu);
+    auto it = state->fetch_slots.find(key);
+    if (it == state->fetch_slots.end()) return;
+    if (it->second.active && it->second.active->tag.get() == tag) {
+      active = state->take_fetch_locked(key);
+    } else {
+      auto& queue = it->second.waiting;
+      for (auto w = queue.begin(); w != queue.end(); ++w) {
+        if (w->first.tag.get() != tag) continue;
+        waiting = std::move(w->second);
+        queue.erase(w);
+        break;
+      }
+    }
+  }
+  auto aborted = std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted));
+  if (waiting) std::move(*waiting)(aborted, std::vector<JsMessage>{});
+  if (!active) return;
+  // What the cancelled pull received goes back at once; deliveries still on their way find no
+  // pull and are handed back the same way (see on_delivery).
+  for (const auto& m : active->got) {
+    try {
+      publish(m.reply, "-NAK");
+    } catch (const Error& e) {
+      logger_->debug("omniq: handing back a delivery of a cancelled pull from {}: {}", key, e.what());
+    }
+  }
+  active->got.clear();
+  state->finish_fetch(key, std::move(*active), aborted);
+}
+
+std::uint64_t Connection::start_request(Request request, ReplyHandler handler) {
+  auto state = state_.load();
+  auto fail = [&](errc kind, std::string msg) -> std::uint64_t {
     ConnectionState::complete(ConnectionState::Pending{std::move(handler), {}, {}},
                               std::make_exception_ptr(Error(kind, msg)), {});
+    return 0;
   };
   if (!subject_is_publishable(request.subject))
     return fail(errc::invalid_name, "subject \"" + request.subject +
@@ -1147,6 +1195,7 @@ void Connection::start_request(Request request, ReplyHandler handler) {
   }
   // Registered before publishing: the reply can arrive before the publish returns.
   state->queue(io_, std::move(out));
+  return id;
 }
 
 void Connection::start_fetch(FetchRequest request, FetchHandler handler) {

@@ -8,6 +8,7 @@
 #include <limits>
 #include <mutex>
 
+#include <boost/asio/system_executor.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -401,6 +402,12 @@ EventFollower::EventFollower(EventFollower&&) noexcept = default;
 EventFollower& EventFollower::operator=(EventFollower&&) noexcept = default;
 EventFollower::~EventFollower() = default;
 
+asio::any_io_executor EventFollower::executor() const {
+  // A follower that follows nothing still completes its operations (with errc::closed).
+  if (!state_) return asio::system_executor();
+  return state_->backend.get_executor();
+}
+
 std::uint64_t EventFollower::last_sequence() const noexcept { return state_ ? state_->last_sseq : 0; }
 
 const std::string& EventFollower::filter_subject() const noexcept {
@@ -451,7 +458,7 @@ asio::awaitable<std::optional<TaskEvent>> EventFollower::next(Duration timeout) 
     }
     // The consumer or the server is gone (restart, reconnect, expiry), or the server did not
     // answer: recreate the consumer after the last event received, backing off meanwhile.
-    if (!is_transient(failure)) std::rethrow_exception(failure);
+    if (!detail::is_transient(failure)) std::rethrow_exception(failure);
     try {
       std::rethrow_exception(failure);
     } catch (const std::exception& e) {

@@ -81,7 +81,7 @@ asio::awaitable<std::optional<TaskResult>> ResultStore::get(std::string task_id)
   co_return std::move(record->result);
 }
 
-asio::awaitable<bool> ResultStore::delete_result(std::string task_id) {
+asio::awaitable<bool> ResultStore::remove(std::string task_id) {
   validate_token("task_id", task_id);
   co_await ensure();
   auto bucket = bucket_of(backend_);
@@ -90,7 +90,7 @@ asio::awaitable<bool> ResultStore::delete_result(std::string task_id) {
   co_return true;
 }
 
-asio::awaitable<std::vector<TaskResult>> ResultStore::list_results(std::optional<ResultStatus> status,
+asio::awaitable<std::vector<TaskResult>> ResultStore::list(std::optional<ResultStatus> status,
                                                                    std::size_t limit, std::size_t offset) {
   co_await ensure();
   const Timestamp t = now();
@@ -111,7 +111,7 @@ asio::awaitable<std::vector<TaskResult>> ResultStore::list_results(std::optional
   co_return out;
 }
 
-asio::awaitable<std::size_t> ResultStore::cleanup_expired_results() {
+asio::awaitable<std::size_t> ResultStore::cleanup_expired() {
   co_await ensure();
   auto bucket = bucket_of(backend_);
   const Timestamp t = now();

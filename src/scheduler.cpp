@@ -3,6 +3,8 @@
 // tick, which the tasks stream deduplicates; of several schedulers only one advances it.
 #include "omniq/scheduler.hpp"
 
+#include "launch.hpp"
+
 #include <cstdio>
 
 #include <boost/asio/use_awaitable.hpp>
@@ -27,9 +29,17 @@ std::string occurrence_task_id(const std::string& schedule_id, Timestamp occurre
   return std::string("s") + hex + "-" + std::to_string(seconds);
 }
 
-Scheduler::Scheduler(NatsBackend& backend, SchedulerOptions options) : backend_(backend), options_(options) {}
+Scheduler::Scheduler(NatsBackend& backend, SchedulerOptions options)
+    : backend_(backend), options_(options), wake_(std::make_shared<detail::Doorbell>(backend.get_executor())) {}
 
-void Scheduler::stop() { stopping_ = true; }
+void Scheduler::stop() {
+  stopping_ = true;
+  wake_->ring();
+}
+
+void Scheduler::start_run(Diagnostics* diag, asio::any_completion_handler<void(error_code)> handler) {
+  detail::launch_stoppable(backend_.get_executor(), run(), diag, std::move(handler), [this] { stop(); });
+}
 
 asio::awaitable<bool> Scheduler::fire(ScheduleRecord record, Timestamp at) {
   Schedule next = record.schedule;
@@ -80,15 +90,14 @@ asio::awaitable<std::size_t> Scheduler::tick(Timestamp at) {
 }
 
 asio::awaitable<void> Scheduler::run() {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
   while (!stopping_) {
     try {
       co_await tick(now());
     } catch (const Error& e) {
       backend_.log().error("omniq: scheduler tick failed, retrying: {}", e.what());
     }
-    timer.expires_after(options_.poll_interval);
-    co_await timer.async_wait(use_awaitable);
+    if (stopping_) break;
+    co_await wake_->wait(std::chrono::duration_cast<std::chrono::milliseconds>(options_.poll_interval));
   }
 }
 

@@ -174,6 +174,21 @@ asio::awaitable<void> Lease::dead_letter(std::string reason) {
 
 // ---- TaskQueue -----------------------------------------------------------------------------
 
+asio::any_io_executor Lease::executor() const { return queue_->executor(); }
+
+asio::any_io_executor TaskQueue::executor() const noexcept { return backend_.get_executor(); }
+
+void TaskQueue::give_back(const std::vector<std::string>& ack_subjects) noexcept {
+  for (const auto& subject : ack_subjects) {
+    try {
+      backend_.connection().publish(subject, "-NAK");
+    } catch (const std::exception& e) {
+      backend_.log().warn("omniq: handing back a delivery of a cancelled dequeue: {} (redelivered after ack_wait)",
+                          e.what());
+    }
+  }
+}
+
 TaskQueue::TaskQueue(NatsBackend& backend)
     : backend_(backend),
       doorbell_(std::make_shared<detail::Doorbell>(backend.get_executor())),
@@ -308,7 +323,7 @@ asio::awaitable<std::vector<std::string>> TaskQueue::enqueue_batch(std::vector<T
         detail::parse_pub_ack(outcomes[k].reply, "enqueueing task " + tasks[i].id);
       } catch (...) {
         auto failure = std::current_exception();
-        if (!worst || (is_transient(worst) && !is_transient(failure))) worst = failure;
+        if (!worst || (detail::is_transient(worst) && !detail::is_transient(failure))) worst = failure;
         failed.push_back(i);
       }
     }
@@ -442,7 +457,7 @@ constexpr auto kDelayedPoll = std::chrono::milliseconds(1000);
 }  // namespace
 
 // Prefetched deliveries of one queue, per priority band, filled by the lane watchers.
-struct TaskQueue::Feed {
+struct detail::TaskFeed {
   struct Held {
     JsMessage message;
     std::chrono::steady_clock::time_point at;
@@ -502,9 +517,9 @@ struct TaskQueue::Feed {
 
 namespace {
 
-asio::awaitable<void> watch_lane(std::shared_ptr<TaskQueue::Feed> feed, detail::Connection& connection,
+asio::awaitable<void> watch_lane(std::shared_ptr<detail::TaskFeed> feed, detail::Connection& connection,
                                  detail::DurableConsumer consumer, std::size_t lane);
-asio::awaitable<void> watch_delayed(std::shared_ptr<TaskQueue::Feed> feed, detail::Connection& connection,
+asio::awaitable<void> watch_delayed(std::shared_ptr<detail::TaskFeed> feed, detail::Connection& connection,
                                     detail::DurableConsumer consumer);
 
 // Waits `pause`, growing it up to a second: a watcher retrying after an error.
@@ -613,7 +628,7 @@ asio::awaitable<void> TaskQueue::ensure_queue(const std::string& queue) {
 
 namespace {
 
-asio::awaitable<void> watch_lane(std::shared_ptr<TaskQueue::Feed> feed, detail::Connection& connection,
+asio::awaitable<void> watch_lane(std::shared_ptr<detail::TaskFeed> feed, detail::Connection& connection,
                                  detail::DurableConsumer consumer, std::size_t lane) {
   auto pause = std::chrono::milliseconds(50);
   bool recreate = false;
@@ -673,7 +688,7 @@ asio::awaitable<void> watch_lane(std::shared_ptr<TaskQueue::Feed> feed, detail::
   }
 }
 
-asio::awaitable<void> watch_delayed(std::shared_ptr<TaskQueue::Feed> feed, detail::Connection& connection,
+asio::awaitable<void> watch_delayed(std::shared_ptr<detail::TaskFeed> feed, detail::Connection& connection,
                                     detail::DurableConsumer consumer) {
   auto pause = std::chrono::milliseconds(50);
   while (!feed->stopped) {
@@ -726,7 +741,7 @@ asio::awaitable<std::optional<Lease>> TaskQueue::admit(JsMessage m) {
   co_return Lease(*this, std::move(*task), std::move(m));
 }
 
-std::shared_ptr<TaskQueue::Feed> TaskQueue::feed_of(const std::string& queue) {
+std::shared_ptr<detail::TaskFeed> TaskQueue::feed_of(const std::string& queue) {
   std::lock_guard lock(mu_);
   auto it = feeds_.find(queue);
   return it == feeds_.end() ? nullptr : it->second;
@@ -779,9 +794,26 @@ asio::awaitable<std::vector<Lease>> TaskQueue::dequeue_batch(std::vector<std::st
   for (;;) {
     for (const auto& q : queues)
       if (auto feed = feed_of(q)) feed->demand();
-    for (auto& m : take(queues, max - out.size())) {
-      auto lease = co_await admit(std::move(m));
-      if (lease) out.push_back(std::move(*lease));
+    std::vector<JsMessage> taken = take(queues, max - out.size());
+    std::vector<std::string> replies;
+    for (const auto& m : taken) replies.push_back(m.reply);
+    std::size_t admitted = 0;
+    std::exception_ptr failure;
+    try {
+      for (; admitted < taken.size(); ++admitted) {
+        auto lease = co_await admit(std::move(taken[admitted]));
+        if (lease) out.push_back(std::move(*lease));
+      }
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    if (failure) {
+      // Cancelled (or failed) while admitting: what was taken and not handed out goes back at
+      // once instead of waiting out ack_wait.
+      std::vector<std::string> unsettled(replies.begin() + static_cast<std::ptrdiff_t>(admitted), replies.end());
+      for (const auto& l : out) unsettled.push_back(l.ack_subject_);
+      give_back(unsettled);
+      std::rethrow_exception(failure);
     }
     if (!out.empty()) {
       if (holds_work(queues)) doorbell_->ring();  // more for another waiting dequeue
@@ -805,7 +837,16 @@ asio::awaitable<std::vector<Lease>> TaskQueue::dequeue_batch(std::vector<std::st
     const auto slice = std::min(std::chrono::duration_cast<std::chrono::milliseconds>(left) +
                                     std::chrono::milliseconds(1),
                                 std::chrono::duration_cast<std::chrono::milliseconds>(kDemandWindow / 2));
-    co_await doorbell_->wait(slice);
+    ++waiting_;
+    try {
+      co_await doorbell_->wait(slice);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    // A cancelled wait: what the watchers prefetched for these queues goes back to the server
+    // (unless another dequeue still waits for it), so no delivery is held for nobody.
+    if (--waiting_ == 0 && failure) hand_back(queues);
+    if (failure) std::rethrow_exception(failure);
   }
 }
 

@@ -42,6 +42,7 @@
 #include "omniq/result_store.hpp"
 #include "omniq/task_queue.hpp"
 #include "omniq/validation.hpp"
+#include "launch.hpp"
 
 namespace omniq {
 
@@ -97,7 +98,7 @@ void rethrow_worst(std::initializer_list<std::exception_ptr> failures) {
   std::exception_ptr first;
   for (const auto& f : failures) {
     if (!f) continue;
-    if (!is_transient(f)) std::rethrow_exception(f);
+    if (!detail::is_transient(f)) std::rethrow_exception(f);
     if (!first) first = f;
   }
   if (first) std::rethrow_exception(first);
@@ -1124,8 +1125,11 @@ asio::awaitable<void> TaskContext::progress(double fraction, std::string message
   co_await worker.backend.event_log().log_event(std::move(event));
 }
 
+asio::any_io_executor TaskContext::executor() const { return run_->worker->strand; }
+
 void TaskContext::report_progress(double fraction, std::string message) {
-  detail::run_blocking(run_->worker->strand, progress(fraction, std::move(message)), "TaskContext::report_progress");
+  detail::wait_blocking<void>(executor(), "TaskContext::report_progress",
+                              [&](auto t) { return async_progress(fraction, std::move(message), t); });
 }
 
 // ---- Worker ----------------------------------------------------------------------------------
@@ -1153,7 +1157,21 @@ asio::awaitable<void> Worker::run() {
   co_await asio::co_spawn(impl->strand, impl->serve(), use_awaitable);
 }
 
-void Worker::run_sync() { detail::run_blocking(impl_->backend.get_executor(), run(), "Worker::run"); }
+void Worker::start_run(Diagnostics* diag, asio::any_completion_handler<void(error_code)> handler) {
+  detail::launch_stoppable(impl_->backend.get_executor(), run(), diag, std::move(handler), [impl = impl_] {
+    impl->stopping = true;
+    impl->wake->ring();
+  });
+}
+
+void Worker::run_sync() {
+  detail::wait_blocking<void>(impl_->backend.get_executor(), "Worker::run", [&](auto t) { return async_run(t); });
+}
+
+void Worker::run_sync(error_code& ec, Diagnostics& diag) {
+  detail::wait_blocking<void>(impl_->backend.get_executor(), "Worker::run", [&](auto t) { return async_run(t); }, ec,
+                              diag);
+}
 
 void Worker::run_until_signal() {
   asio::signal_set signals(impl_->backend.get_executor(), SIGINT, SIGTERM);

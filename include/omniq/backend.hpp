@@ -14,6 +14,7 @@
 #include <boost/asio/io_context.hpp>
 #include <spdlog/logger.h>
 
+#include "omniq/async.hpp"
 #include "omniq/config.hpp"
 #include "omniq/detail/connection.hpp"
 #include "omniq/reports.hpp"
@@ -38,25 +39,42 @@ class NatsBackend {
   // Runs on the caller's executor (an io_context the application runs).
   NatsBackend(asio::any_io_executor executor, Config config, std::shared_ptr<spdlog::logger> logger = nullptr);
   // Closes the connection if still open and stops an owned io thread. On the caller's
-  // executor, `co_await close()` first and let the io_context drain before destroying the
+  // executor, `co_await async_close()` first and let the io_context drain before destroying the
   // backend: completions still queued there must not outlive it.
   ~NatsBackend();
   NatsBackend(const NatsBackend&) = delete;
   NatsBackend& operator=(const NatsBackend&) = delete;
 
-  // Connects to the configured servers. Streams and buckets are created when a storage part
-  // is first used, so a part never used creates nothing. Throws omniq::Error:
+  // Connects to the configured servers: void(error_code). Streams and buckets are created when
+  // a storage part is first used, so a part never used creates nothing. Errors:
   // connection_failed, auth_failed, tls_error, jetstream_unavailable.
-  asio::awaitable<void> connect();
-  // Closes the connection; pending operations fail with errc::closed. Idempotent.
-  asio::awaitable<void> close();
-  void connect_sync();
-  void close_sync();
+  template <class CompletionToken = default_token>
+  auto async_connect(CompletionToken&& token = {}) {
+    return detail::initiate<void>(token, executor_, [this] { return connect(); });
+  }
+  // Closes the connection; pending operations fail with errc::closed. Idempotent:
+  // void(error_code).
+  template <class CompletionToken = default_token>
+  auto async_close(CompletionToken&& token = {}) {
+    return detail::initiate<void>(token, executor_, [this] { return close(); });
+  }
   // Creates or checks every stream and bucket omniq uses: the four storage parts' and the
   // workers bucket that Workers keep their keys in. What an admin runs once before
   // least-privilege users start (docs/security.md); each part also does its own on first use.
-  asio::awaitable<void> provision();
+  // void(error_code).
+  template <class CompletionToken = default_token>
+  auto async_provision(CompletionToken&& token = {}) {
+    return detail::initiate<void>(token, executor_, [this] { return provision(); });
+  }
+
+  // The blocking forms (not on the backend's own io thread: errc::wrong_thread there).
+  void connect_sync();
+  void connect_sync(error_code& ec, Diagnostics& diag);
+  void close_sync();
+  void close_sync(error_code& ec, Diagnostics& diag);
   void provision_sync();
+  void provision_sync(error_code& ec, Diagnostics& diag);
+
   bool is_connected() const noexcept { return connection_->is_connected(); }
 
   TaskQueue& task_queue();
@@ -74,6 +92,10 @@ class NatsBackend {
   detail::Connection& connection() noexcept { return *connection_; }
 
  private:
+  asio::awaitable<void> connect();
+  asio::awaitable<void> close();
+  asio::awaitable<void> provision();
+
   struct Parts;
   Parts& parts();
 

@@ -1,13 +1,18 @@
-// Errors raised by omniq: one error code enum with its own category, and an exception that
-// carries the code plus a message naming the thing at fault. Expected outcomes (an empty
-// dequeue, a missing key, a lost compare-and-swap) are values, never these errors.
+// Errors raised by omniq: one error code enum with its own boost::system category (usable as a
+// std::error_code too), the Diagnostics that carry the detail an error code cannot (the
+// server's text, the key, the limit), and the exception the throwing forms raise with both.
+// Expected outcomes (an empty dequeue, a missing key, a lost compare-and-swap) are values,
+// never these errors.
 #pragma once
 
 #include <exception>
 #include <memory>
-#include <stdexcept>
 #include <string>
 #include <system_error>
+#include <type_traits>
+
+#include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
 
 namespace omniq {
 
@@ -31,20 +36,29 @@ enum class errc {
   nats_error,            // any other error nats.c reported
   server_error,          // the local test/demo server could not be started
   already_exists,        // create of something that exists (a schedule id)
+  unexpected,            // a failure omniq did not foresee (a bug, out of memory): the message says which
 };
 
-const std::error_category& omniq_category() noexcept;
+using error_code = boost::system::error_code;
 
-inline std::error_code make_error_code(errc e) noexcept {
-  return {static_cast<int>(e), omniq_category()};
-}
+const boost::system::error_category& omniq_category() noexcept;
+
+inline error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), omniq_category()}; }
+
+// What an error code cannot hold: the message naming the thing at fault (the task id, the key,
+// the limit, the server's own text). The error-code forms fill it (Boost.MySQL style); the
+// throwing forms put it in the exception's what().
+struct Diagnostics {
+  std::string message{};
+  void clear() noexcept { message.clear(); }
+};
 
 // The exception every omniq operation throws on a real failure. what() is exactly the
 // message (naming the thing at fault); code() carries the errc for programs that branch on it.
-class Error : public std::system_error {
+class Error : public boost::system::system_error {
  public:
   Error(errc code, const std::string& what)
-      : std::system_error(make_error_code(code)), message_(std::make_shared<const std::string>(what)) {}
+      : boost::system::system_error(make_error_code(code)), message_(std::make_shared<const std::string>(what)) {}
   const char* what() const noexcept override { return message_->c_str(); }
   errc kind() const noexcept { return static_cast<errc>(code().value()); }
 
@@ -75,19 +89,35 @@ constexpr bool is_transient(errc kind) noexcept {
     case errc::closed:
     case errc::wrong_thread:
     case errc::already_exists:
+    case errc::unexpected:
       return false;
     default:
       return true;
   }
 }
 
-// The same for any failure an operation may end with: an omniq::Error by its kind; Asio's
+// The same for the error code an operation completed with: an omniq code by its errc; any
+// other (operation_aborted from a cancellation, a system error) is not transient. The one
+// public classifier: a caller's retry loop asks it, as omniq's own retries do.
+bool is_transient(const error_code& ec) noexcept;
+
+// Throws what an error-code form reported: an omniq::Error with the diagnostics' message for
+// an omniq code, a boost::system::system_error for any other. Nothing when `ec` is clear.
+void throw_if_failed(const error_code& ec, const Diagnostics& diagnostics);
+
+namespace detail {
+// The same for any failure a coroutine may end with: an omniq::Error by its kind; Asio's
 // multiple_exceptions (several operations run in parallel failed) by its first failure;
 // anything else (a cancellation, a bug, bad_alloc) is not transient.
 bool is_transient(const std::exception_ptr& failure) noexcept;
 
-namespace detail {
-class omniq_category_impl final : public std::error_category {
+// The error code and diagnostics of a failure a coroutine ended with (what the error-code
+// forms report): an omniq::Error by its kind and message, a boost::system::system_error (a
+// cancellation: operation_aborted) by its code, multiple_exceptions by its first failure,
+// anything else as errc::unexpected with its what().
+error_code to_error_code(const std::exception_ptr& failure, Diagnostics* diagnostics) noexcept;
+
+class omniq_category_impl final : public boost::system::error_category {
  public:
   const char* name() const noexcept override { return "omniq"; }
   std::string message(int ev) const override {
@@ -111,18 +141,21 @@ class omniq_category_impl final : public std::error_category {
       case errc::nats_error: return "NATS error";
       case errc::server_error: return "local server error";
       case errc::already_exists: return "already exists";
+      case errc::unexpected: return "unexpected failure";
     }
     return "unknown omniq error";
   }
 };
 }  // namespace detail
 
-inline const std::error_category& omniq_category() noexcept {
+inline const boost::system::error_category& omniq_category() noexcept {
   static const detail::omniq_category_impl category;
   return category;
 }
 
 }  // namespace omniq
 
+template <>
+struct boost::system::is_error_code_enum<omniq::errc> : std::true_type {};
 template <>
 struct std::is_error_code_enum<omniq::errc> : std::true_type {};

@@ -13,7 +13,9 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "omniq/async.hpp"
 #include "omniq/backend.hpp"
+#include "omniq/detail/doorbell.hpp"
 #include "omniq/models/schedule.hpp"
 #include "omniq/schedule_store.hpp"
 
@@ -37,20 +39,35 @@ class Scheduler {
  public:
   explicit Scheduler(NatsBackend& backend, SchedulerOptions options = {});
 
-  // One pass: enqueues every due occurrence and advances its schedule; returns how many
-  // tasks this scheduler enqueued (occurrences won by another scheduler are not counted).
-  asio::awaitable<std::size_t> tick(Timestamp at = now());
-  // Ticks every poll_interval until stop(); a failed tick is logged and retried.
-  asio::awaitable<void> run();
-  // Ends run() after its current tick. Safe from any thread.
+  // One pass: enqueues every due occurrence and advances its schedule; completes with how
+  // many tasks this scheduler enqueued (occurrences won by another scheduler are not counted):
+  // void(error_code, std::size_t).
+  template <class CompletionToken = default_token>
+  auto async_tick(Timestamp at = now(), CompletionToken&& token = {}) {
+    return detail::initiate<std::size_t>(token, backend_.get_executor(), [this, at] { return tick(at); });
+  }
+  // Ticks every poll_interval until stop(); a failed tick is logged and retried:
+  // void(error_code). Cancelling it (terminal cancellation) is a stop(): it completes with
+  // operation_aborted after the tick under way, at once when it was waiting.
+  template <class CompletionToken = default_token>
+  auto async_run(CompletionToken&& token = {}) {
+    return detail::initiate_with<void>(token, [this](Diagnostics* diag, asio::any_completion_handler<void(error_code)> h) {
+      start_run(diag, std::move(h));
+    });
+  }
+  // Ends a run after its current tick, waking it at once when it waits. Safe from any thread.
   void stop();
 
  private:
+  asio::awaitable<std::size_t> tick(Timestamp at = now());
+  asio::awaitable<void> run();
+  void start_run(Diagnostics* diag, asio::any_completion_handler<void(error_code)> handler);
   asio::awaitable<bool> fire(ScheduleRecord record, Timestamp at);
 
   NatsBackend& backend_;
   SchedulerOptions options_;
   std::atomic<bool> stopping_{false};
+  std::shared_ptr<detail::Doorbell> wake_;  // rung by stop()
 };
 
 }  // namespace omniq

@@ -1,7 +1,8 @@
 // The task queue: tasks in a JetStream work-queue stream (OMNIQ_TASKS) shared by every worker
 // of a queue, with a dead-letter stream (OMNIQ_DLQ) beside it and task state in a KV bucket.
-// Coroutine API on TaskQueue; its blocking twin SyncTaskQueue runs the same operations from
-// plain threads over the backend's one connection. docs/task-queue.md has the layout and the
+// Asynchronous API on TaskQueue (initiating functions taking any completion token); its
+// blocking twin SyncTaskQueue runs the same operations from plain threads over the backend's
+// one connection. docs/task-queue.md has the layout and the
 // delivery guarantees.
 #pragma once
 
@@ -18,6 +19,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "omniq/async.hpp"
 #include "omniq/backend.hpp"
 #include "omniq/detail/connection.hpp"
 #include "omniq/detail/doorbell.hpp"
@@ -28,12 +30,23 @@
 
 namespace omniq {
 
+class TaskContext;
+
 class TaskQueue;
+class Worker;
+class Scheduler;
+namespace detail {
+struct WorkerRun;
+struct TaskFeed;  // deliveries prefetched by the lane watchers of one queue (src/task_queue.cpp)
+}
 
 // A dequeued task: a lease on its message until it is settled. Settle it exactly once with
 // ack (done), nack (run again, after `delay`), term (never again) or dead_letter; while
 // working on it longer than ack_wait, call in_progress. A lease never settled is
-// redelivered to some worker after ack_wait.
+// redelivered to some worker after ack_wait. Each operation completes with
+// void(error_code) (retry: void(error_code, Task)); errors: not_connected, closed, timeout,
+// permission_denied; a cancelled one completes with operation_aborted (the settlement may
+// still reach the server: settling again is safe).
 class Lease {
  public:
   const Task& task() const noexcept { return task_; }
@@ -41,30 +54,68 @@ class Lease {
   std::uint64_t stream_sequence() const noexcept { return sequence_; }
 
   // Removes the task from the queue; completes once the server confirmed it.
-  asio::awaitable<void> ack();
+  template <class CompletionToken = default_token>
+  auto async_ack(CompletionToken&& token = {}) {
+    return detail::initiate<void>(token, executor(), [this] { return ack(); });
+  }
   // The same ack, sent without waiting for the server's confirmation: one publish instead of
   // a request. A lost ack means a redelivery, so use it where a redelivery is harmless (the
   // worker's claims make it so: a redelivered task whose outcome is stored is not rerun).
-  asio::awaitable<void> ack_unconfirmed();
+  template <class CompletionToken = default_token>
+  auto async_ack_unconfirmed(CompletionToken&& token = {}) {
+    return detail::initiate<void>(token, executor(), [this] { return ack_unconfirmed(); });
+  }
   // Hands the task back for redelivery after `delay` (0: at once).
-  asio::awaitable<void> nack(Duration delay = Duration::zero());
+  template <class CompletionToken = default_token>
+  auto async_nack(Duration delay = Duration::zero(), CompletionToken&& token = {}) {
+    return detail::initiate<void>(token, executor(), [this, delay] { return nack(delay); });
+  }
   // Restarts the ack_wait timer: the task is still being worked on.
-  asio::awaitable<void> in_progress();
+  template <class CompletionToken = default_token>
+  auto async_in_progress(CompletionToken&& token = {}) {
+    return detail::initiate<void>(token, executor(), [this] { return in_progress(); });
+  }
   // Removes the task without running it again (no dead letter is written).
-  asio::awaitable<void> term();
+  template <class CompletionToken = default_token>
+  auto async_term(CompletionToken&& token = {}) {
+    return detail::initiate<void>(token, executor(), [this] { return term(); });
+  }
   // Writes the task to the dead-letter stream with `reason`, then removes it from the queue.
-  asio::awaitable<void> dead_letter(std::string reason);
+  template <class CompletionToken = default_token>
+  auto async_dead_letter(std::string reason, CompletionToken&& token = {}) {
+    return detail::initiate<void>(token, executor(),
+                                  [this, reason = std::move(reason)]() mutable { return dead_letter(std::move(reason)); });
+  }
   // Another attempt: enqueues the task again with retry_count + 1, due after `delay`, then
   // acks this delivery. Deduplicated by this delivery's message, so a crash in between
-  // cannot enqueue the retry twice. Returns the task as enqueued.
-  asio::awaitable<Task> retry(Duration delay);
+  // cannot enqueue the retry twice. Completes with the task as enqueued.
+  template <class CompletionToken = default_token>
+  auto async_retry(Duration delay, CompletionToken&& token = {}) {
+    return detail::initiate<Task>(token, executor(), [this, delay] { return retry(delay); });
+  }
   // Not now: enqueues the same task again (same attempt), due after `delay`, then acks this
   // delivery (deduplicated like retry). Used to wait for dependencies.
-  asio::awaitable<void> defer(Duration delay);
+  template <class CompletionToken = default_token>
+  auto async_defer(Duration delay, CompletionToken&& token = {}) {
+    return detail::initiate<void>(token, executor(), [this, delay] { return defer(delay); });
+  }
 
  private:
+  friend class TaskContext;
   friend class TaskQueue;
+  friend class Worker;
+  friend struct detail::WorkerRun;
   Lease(TaskQueue& queue, Task task, detail::JsMessage message);
+  asio::any_io_executor executor() const;
+  asio::awaitable<void> ack();
+  asio::awaitable<void> ack_unconfirmed();
+  asio::awaitable<void> nack(Duration delay = Duration::zero());
+  asio::awaitable<void> in_progress();
+  asio::awaitable<void> term();
+  asio::awaitable<void> dead_letter(std::string reason);
+  asio::awaitable<Task> retry(Duration delay);
+  asio::awaitable<void> defer(Duration delay);
+
   TaskQueue* queue_;
   Task task_;
   std::string subject_;
@@ -94,6 +145,10 @@ struct DeadLetter {
   Timestamp dead_lettered_at{};
 };
 
+// Each operation is an initiating function (omniq/async.hpp): it takes any completion token
+// (by default co_await in a coroutine, failures thrown as omniq::Error) and completes with
+// void(error_code, T) on the token's executor. A cancelled operation (terminal cancellation
+// through the handler's cancellation slot) completes with asio::error::operation_aborted.
 class TaskQueue {
  public:
   // Shares the backend's connection; creates nothing until first used. Use the backend's
@@ -105,55 +160,129 @@ class TaskQueue {
   TaskQueue& operator=(const TaskQueue&) = delete;
 
   // Creates or checks the tasks stream, the dead-letter stream and the task-state bucket.
-  asio::awaitable<void> ensure();
-  asio::awaitable<StreamReport> info();
+  // void(error_code).
+  template <class CompletionToken = default_token>
+  auto async_ensure(CompletionToken&& token = {}) {
+    return detail::initiate<void>(token, executor(), [this] { return ensure(); });
+  }
+  // The tasks stream as the server reports it. void(error_code, StreamReport).
+  template <class CompletionToken = default_token>
+  auto async_info(CompletionToken&& token = {}) {
+    return detail::initiate<StreamReport>(token, executor(), [this] { return info(); });
+  }
 
-  // Stores the task durably and returns its id. Idempotent by id within the stream's
-  // duplicate window. A failure that may pass (a timeout, no responders while the cluster
-  // elects a leader, a reconnect) is retried with the same message id for up to config
-  // `publish_timeout` (15 s), so a node failure does not reach the caller; only the tasks
-  // stream is provisioned or checked. Throws omniq::Error: invalid_name / invalid_argument
+  // Stores the task durably; completes with its id: void(error_code, std::string). Idempotent
+  // by id within the stream's duplicate window. A failure that may pass (a timeout, no
+  // responders while the cluster elects a leader, a reconnect) is retried with the same message
+  // id for up to config `publish_timeout` (15 s), so a node failure does not reach the caller;
+  // only the tasks stream is provisioned or checked. Errors: invalid_name / invalid_argument
   // (before any network call), payload_too_large, stream_full (nothing stored), timeout /
   // jetstream_unavailable once publish_timeout has passed (the task may have been stored:
-  // enqueueing it again is safe).
-  asio::awaitable<std::string> enqueue(Task task);
+  // enqueueing it again is safe). Cancelled: operation_aborted, and the task may have been
+  // stored.
+  template <class CompletionToken = default_token>
+  auto async_enqueue(Task task, CompletionToken&& token = {}) {
+    return detail::initiate<std::string>(token, executor(),
+                                         [this, task = std::move(task)]() mutable { return enqueue(std::move(task)); });
+  }
   // Enqueues many tasks with their publishes in flight together; every task is validated
   // before any is sent. Failures that may pass are retried like enqueue's, only for the tasks
-  // not yet stored. On a failure the error says how many were stored; enqueueing the same
-  // batch again is safe (ids are deduplicated).
-  asio::awaitable<std::vector<std::string>> enqueue_batch(std::vector<Task> tasks);
+  // not yet stored. On a failure the diagnostics say how many were stored; enqueueing the same
+  // batch again is safe (ids are deduplicated). void(error_code, std::vector<std::string>).
+  template <class CompletionToken = default_token>
+  auto async_enqueue_batch(std::vector<Task> tasks, CompletionToken&& token = {}) {
+    return detail::initiate<std::vector<std::string>>(
+        token, executor(), [this, tasks = std::move(tasks)]() mutable { return enqueue_batch(std::move(tasks)); });
+  }
 
   // The next task from `queues`, tried in the order given; within a queue higher priority
-  // bands first. Waits up to `timeout` for one; nullopt when none came.
-  asio::awaitable<std::optional<Lease>> dequeue(std::vector<std::string> queues, Duration timeout = Duration::zero());
-  // Up to `max` tasks, in the same order.
-  asio::awaitable<std::vector<Lease>> dequeue_batch(std::vector<std::string> queues, std::size_t max,
-                                                    Duration timeout = Duration::zero());
+  // bands first. Waits up to `timeout` for one; nullopt when none came:
+  // void(error_code, std::optional<Lease>). Cancelled while waiting: operation_aborted, and the
+  // deliveries this process prefetched for `queues` are handed back to the server at once (when
+  // no other dequeue waits on them), so another consumer gets a task that arrives meanwhile.
+  template <class CompletionToken = default_token>
+  auto async_dequeue(std::vector<std::string> queues, Duration timeout = Duration::zero(),
+                     CompletionToken&& token = {}) {
+    return detail::initiate<std::optional<Lease>>(
+        token, executor(), [this, queues = std::move(queues), timeout]() mutable { return dequeue(std::move(queues), timeout); });
+  }
+  // Up to `max` tasks, in the same order: void(error_code, std::vector<Lease>).
+  template <class CompletionToken = default_token>
+  auto async_dequeue_batch(std::vector<std::string> queues, std::size_t max, Duration timeout = Duration::zero(),
+                           CompletionToken&& token = {}) {
+    return detail::initiate<std::vector<Lease>>(token, executor(), [this, queues = std::move(queues), max, timeout]() mutable {
+      return dequeue_batch(std::move(queues), max, timeout);
+    });
+  }
 
-  asio::awaitable<std::optional<TaskRecord>> get_task(std::string task_id);
-  // Stores `task` if its state is still at `expected_revision` (from get_task); returns the
-  // new revision, or nullopt when another writer changed it first.
-  asio::awaitable<std::optional<std::uint64_t>> update_task(Task task, std::uint64_t expected_revision);
+  // The task as stored, nullopt when unknown: void(error_code, std::optional<TaskRecord>).
+  template <class CompletionToken = default_token>
+  auto async_get_task(std::string task_id, CompletionToken&& token = {}) {
+    return detail::initiate<std::optional<TaskRecord>>(
+        token, executor(), [this, id = std::move(task_id)]() mutable { return get_task(std::move(id)); });
+  }
+  // Stores `task` if its state is still at `expected_revision` (from get_task); completes with
+  // the new revision, or nullopt when another writer changed it first:
+  // void(error_code, std::optional<std::uint64_t>).
+  template <class CompletionToken = default_token>
+  auto async_update_task(Task task, std::uint64_t expected_revision, CompletionToken&& token = {}) {
+    return detail::initiate<std::optional<std::uint64_t>>(
+        token, executor(),
+        [this, task = std::move(task), expected_revision]() mutable { return update_task(std::move(task), expected_revision); });
+  }
   // Cancels a task that has not run: it will never be delivered. False when the task is
-  // unknown or already running or finished.
-  asio::awaitable<bool> cancel_task(std::string task_id);
+  // unknown or already running or finished: void(error_code, bool).
+  template <class CompletionToken = default_token>
+  auto async_cancel_task(std::string task_id, CompletionToken&& token = {}) {
+    return detail::initiate<bool>(token, executor(),
+                                  [this, id = std::move(task_id)]() mutable { return cancel_task(std::move(id)); });
+  }
   // Removes the task from the queue and its state; false when there was nothing to remove.
-  asio::awaitable<bool> delete_task(std::string task_id);
-  // Tasks of `queue` (all queues when empty) with `status` (all when empty), oldest first.
-  asio::awaitable<std::vector<Task>> list_tasks(std::optional<std::string> queue = std::nullopt,
-                                                std::optional<TaskStatus> status = std::nullopt,
-                                                std::size_t limit = 100, std::size_t offset = 0);
+  template <class CompletionToken = default_token>
+  auto async_delete_task(std::string task_id, CompletionToken&& token = {}) {
+    return detail::initiate<bool>(token, executor(),
+                                  [this, id = std::move(task_id)]() mutable { return delete_task(std::move(id)); });
+  }
+  // Tasks of `queue` (all queues when empty) with `status` (all when empty), oldest first:
+  // void(error_code, std::vector<Task>).
+  template <class CompletionToken = default_token>
+  auto async_list_tasks(std::optional<std::string> queue = std::nullopt, std::optional<TaskStatus> status = std::nullopt,
+                        std::size_t limit = 100, std::size_t offset = 0, CompletionToken&& token = {}) {
+    return detail::initiate<std::vector<Task>>(token, executor(), [this, queue = std::move(queue), status, limit, offset]() mutable {
+      return list_tasks(std::move(queue), status, limit, offset);
+    });
+  }
   // Work waiting in `queue`: tasks not yet delivered plus delivered and not yet acked,
-  // delayed tasks included (from the consumers' state, not the stream's message count).
-  asio::awaitable<std::uint64_t> get_queue_size(std::string queue);
-  // Removes pending tasks whose expiry has passed, marking them expired; returns how many.
-  asio::awaitable<std::size_t> cleanup_expired_tasks();
+  // delayed tasks included (from the consumers' state, not the stream's message count):
+  // void(error_code, std::uint64_t).
+  template <class CompletionToken = default_token>
+  auto async_get_queue_size(std::string queue, CompletionToken&& token = {}) {
+    return detail::initiate<std::uint64_t>(token, executor(),
+                                           [this, queue = std::move(queue)]() mutable { return get_queue_size(std::move(queue)); });
+  }
+  // Removes pending tasks whose expiry has passed, marking them expired; completes with how
+  // many: void(error_code, std::size_t).
+  template <class CompletionToken = default_token>
+  auto async_cleanup_expired_tasks(CompletionToken&& token = {}) {
+    return detail::initiate<std::size_t>(token, executor(), [this] { return cleanup_expired_tasks(); });
+  }
 
-  asio::awaitable<std::vector<DeadLetter>> list_dead_letters(std::optional<std::string> queue = std::nullopt,
-                                                             std::size_t limit = 100, std::size_t offset = 0);
+  // Dead letters of `queue` (all when empty), oldest first:
+  // void(error_code, std::vector<DeadLetter>).
+  template <class CompletionToken = default_token>
+  auto async_list_dead_letters(std::optional<std::string> queue = std::nullopt, std::size_t limit = 100,
+                               std::size_t offset = 0, CompletionToken&& token = {}) {
+    return detail::initiate<std::vector<DeadLetter>>(token, executor(), [this, queue = std::move(queue), limit, offset]() mutable {
+      return list_dead_letters(std::move(queue), limit, offset);
+    });
+  }
   // Puts a dead-lettered task back on its queue with its retry count reset; false when no
-  // dead letter has that task id.
-  asio::awaitable<bool> requeue_dead_letter(std::string task_id);
+  // dead letter has that task id: void(error_code, bool).
+  template <class CompletionToken = default_token>
+  auto async_requeue_dead_letter(std::string task_id, CompletionToken&& token = {}) {
+    return detail::initiate<bool>(token, executor(),
+                                  [this, id = std::move(task_id)]() mutable { return requeue_dead_letter(std::move(id)); });
+  }
 
   // Deliveries this process holds ready per priority lane of each queue it dequeues
   // (config `prefetch` until set). A worker sets it to its concurrency, so one process does
@@ -165,16 +294,48 @@ class TaskQueue {
 
   NatsBackend& backend() noexcept { return backend_; }
 
-  struct Feed;  // internal: deliveries prefetched by the lane watchers of one queue
-
  private:
+  friend class ResultStore;
+  friend class EventLog;
+  friend class ScheduleStore;
   friend class Lease;
+  friend class NatsBackend;
+  friend class Worker;
+  friend class Scheduler;
+  friend struct detail::WorkerRun;
+  using Feed = detail::TaskFeed;
+
+  asio::any_io_executor executor() const noexcept;
+
+  // The coroutines the initiating functions run (and omniq's own parts call directly).
+  asio::awaitable<void> ensure();
+  asio::awaitable<StreamReport> info();
+  asio::awaitable<std::string> enqueue(Task task);
+  asio::awaitable<std::vector<std::string>> enqueue_batch(std::vector<Task> tasks);
+  asio::awaitable<std::optional<Lease>> dequeue(std::vector<std::string> queues, Duration timeout = Duration::zero());
+  asio::awaitable<std::vector<Lease>> dequeue_batch(std::vector<std::string> queues, std::size_t max,
+                                                    Duration timeout = Duration::zero());
+  asio::awaitable<std::optional<TaskRecord>> get_task(std::string task_id);
+  asio::awaitable<std::optional<std::uint64_t>> update_task(Task task, std::uint64_t expected_revision);
+  asio::awaitable<bool> cancel_task(std::string task_id);
+  asio::awaitable<bool> delete_task(std::string task_id);
+  asio::awaitable<std::vector<Task>> list_tasks(std::optional<std::string> queue = std::nullopt,
+                                                std::optional<TaskStatus> status = std::nullopt,
+                                                std::size_t limit = 100, std::size_t offset = 0);
+  asio::awaitable<std::uint64_t> get_queue_size(std::string queue);
+  asio::awaitable<std::size_t> cleanup_expired_tasks();
+  asio::awaitable<std::vector<DeadLetter>> list_dead_letters(std::optional<std::string> queue = std::nullopt,
+                                                             std::size_t limit = 100, std::size_t offset = 0);
+  asio::awaitable<bool> requeue_dead_letter(std::string task_id);
 
   asio::awaitable<void> ensure_consumers(const std::string& queue);  // the queue's durable consumers
   asio::awaitable<void> ensure_queue(const std::string& queue);      // ... and its lane watchers
   std::shared_ptr<Feed> feed_of(const std::string& queue);
   std::vector<detail::JsMessage> take(const std::vector<std::string>& queues, std::size_t max);
   bool holds_work(const std::vector<std::string>& queues);
+  // Hands `messages` back at once (a NAK each, published without waiting): what a cancelled
+  // dequeue had taken but not handed out.
+  void give_back(const std::vector<std::string>& ack_subjects) noexcept;
   asio::awaitable<std::optional<Lease>> admit(detail::JsMessage message);
   asio::awaitable<void> write_dead_letter(const std::string& queue, const std::string& task_id,
                                           const detail::JsMessage& message, const std::optional<Task>& task,
@@ -195,27 +356,48 @@ class TaskQueue {
   detail::Provisioned tasks_stream_provisioned_;
   std::shared_ptr<detail::Doorbell> doorbell_;  // rung when a watcher brings work
   std::atomic<std::size_t> prefetch_;
+  std::atomic<std::size_t> waiting_{0};          // dequeues waiting on the doorbell
   std::mutex mu_;
   std::set<std::string> consumers_ready_;                // guarded by mu_
   std::map<std::string, std::shared_ptr<Feed>> feeds_;  // guarded by mu_: per queue dequeued
 };
 
+// The blocking forms, for plain threads: each operation in a throwing form (omniq::Error with
+// the same code and message as the asynchronous form) and an error-code form filling `ec` and
+// `diag`. Not on the backend's own io thread: there they fail with errc::wrong_thread.
 class SyncLease {
  public:
-  explicit SyncLease(Lease lease, asio::any_io_executor ex) : lease_(std::move(lease)), ex_(std::move(ex)) {}
+  SyncLease(Lease lease, asio::any_io_executor ex) : lease_(std::move(lease)), ex_(std::move(ex)) {}
   const Task& task() const noexcept { return lease_.task(); }
   std::uint64_t delivery() const noexcept { return lease_.delivery(); }
   std::uint64_t stream_sequence() const noexcept { return lease_.stream_sequence(); }
-  void ack() { run(lease_.ack(), "Lease::ack"); }
-  void nack(Duration delay = Duration::zero()) { run(lease_.nack(delay), "Lease::nack"); }
-  void in_progress() { run(lease_.in_progress(), "Lease::in_progress"); }
-  void term() { run(lease_.term(), "Lease::term"); }
-  void dead_letter(std::string reason) { run(lease_.dead_letter(std::move(reason)), "Lease::dead_letter"); }
+  void ack() { wait<void>("Lease::ack", [&](auto t) { return lease_.async_ack(t); }); }
+  void ack(error_code& ec, Diagnostics& diag) { wait<void>("Lease::ack", [&](auto t) { return lease_.async_ack(t); }, ec, diag); }
+  void nack(Duration delay = Duration::zero()) {
+    wait<void>("Lease::nack", [&](auto t) { return lease_.async_nack(delay, t); });
+  }
+  void nack(Duration delay, error_code& ec, Diagnostics& diag) {
+    wait<void>("Lease::nack", [&](auto t) { return lease_.async_nack(delay, t); }, ec, diag);
+  }
+  void in_progress() { wait<void>("Lease::in_progress", [&](auto t) { return lease_.async_in_progress(t); }); }
+  void in_progress(error_code& ec, Diagnostics& diag) {
+    wait<void>("Lease::in_progress", [&](auto t) { return lease_.async_in_progress(t); }, ec, diag);
+  }
+  void term() { wait<void>("Lease::term", [&](auto t) { return lease_.async_term(t); }); }
+  void term(error_code& ec, Diagnostics& diag) {
+    wait<void>("Lease::term", [&](auto t) { return lease_.async_term(t); }, ec, diag);
+  }
+  void dead_letter(std::string reason) {
+    wait<void>("Lease::dead_letter", [&](auto t) { return lease_.async_dead_letter(std::move(reason), t); });
+  }
+  void dead_letter(std::string reason, error_code& ec, Diagnostics& diag) {
+    wait<void>("Lease::dead_letter", [&](auto t) { return lease_.async_dead_letter(std::move(reason), t); }, ec, diag);
+  }
 
  private:
-  template <class T>
-  T run(asio::awaitable<T> op, const char* what) {
-    return detail::run_blocking(ex_, std::move(op), what);
+  template <class T, class Start, class... Out>
+  T wait(const char* what, Start&& start, Out&... out) {
+    return detail::wait_blocking<T>(ex_, what, std::forward<Start>(start), out...);
   }
   Lease lease_;
   asio::any_io_executor ex_;
@@ -224,52 +406,140 @@ class SyncLease {
 class SyncTaskQueue {
  public:
   explicit SyncTaskQueue(TaskQueue& part) : part_(part) {}
-  void ensure() { run(part_.ensure(), "task_queue.ensure"); }
-  StreamReport info() { return run(part_.info(), "task_queue.info"); }
-  std::string enqueue(Task task) { return run(part_.enqueue(std::move(task)), "task_queue.enqueue"); }
+  void ensure() { wait<void>("task_queue.ensure", [&](auto t) { return part_.async_ensure(t); }); }
+  void ensure(error_code& ec, Diagnostics& diag) {
+    wait<void>("task_queue.ensure", [&](auto t) { return part_.async_ensure(t); }, ec, diag);
+  }
+  StreamReport info() { return wait<StreamReport>("task_queue.info", [&](auto t) { return part_.async_info(t); }); }
+  StreamReport info(error_code& ec, Diagnostics& diag) {
+    return wait<StreamReport>("task_queue.info", [&](auto t) { return part_.async_info(t); }, ec, diag);
+  }
+  std::string enqueue(Task task) {
+    return wait<std::string>("task_queue.enqueue", [&](auto t) { return part_.async_enqueue(std::move(task), t); });
+  }
+  std::string enqueue(Task task, error_code& ec, Diagnostics& diag) {
+    return wait<std::string>("task_queue.enqueue", [&](auto t) { return part_.async_enqueue(std::move(task), t); }, ec, diag);
+  }
   std::vector<std::string> enqueue_batch(std::vector<Task> tasks) {
-    return run(part_.enqueue_batch(std::move(tasks)), "task_queue.enqueue_batch");
+    return wait<std::vector<std::string>>("task_queue.enqueue_batch",
+                                          [&](auto t) { return part_.async_enqueue_batch(std::move(tasks), t); });
+  }
+  std::vector<std::string> enqueue_batch(std::vector<Task> tasks, error_code& ec, Diagnostics& diag) {
+    return wait<std::vector<std::string>>(
+        "task_queue.enqueue_batch", [&](auto t) { return part_.async_enqueue_batch(std::move(tasks), t); }, ec, diag);
   }
   std::optional<SyncLease> dequeue(std::vector<std::string> queues, Duration timeout = Duration::zero()) {
-    auto lease = run(part_.dequeue(std::move(queues), timeout), "task_queue.dequeue");
-    if (!lease) return std::nullopt;
-    return SyncLease(std::move(*lease), executor());
+    return to_sync(wait<std::optional<Lease>>(
+        "task_queue.dequeue", [&](auto t) { return part_.async_dequeue(std::move(queues), timeout, t); }));
+  }
+  std::optional<SyncLease> dequeue(std::vector<std::string> queues, Duration timeout, error_code& ec,
+                                   Diagnostics& diag) {
+    return to_sync(wait<std::optional<Lease>>(
+        "task_queue.dequeue", [&](auto t) { return part_.async_dequeue(std::move(queues), timeout, t); }, ec, diag));
   }
   std::vector<SyncLease> dequeue_batch(std::vector<std::string> queues, std::size_t max,
                                        Duration timeout = Duration::zero()) {
-    auto leases = run(part_.dequeue_batch(std::move(queues), max, timeout), "task_queue.dequeue_batch");
-    std::vector<SyncLease> out;
-    for (auto& l : leases) out.emplace_back(std::move(l), executor());
-    return out;
+    return to_sync(wait<std::vector<Lease>>(
+        "task_queue.dequeue_batch", [&](auto t) { return part_.async_dequeue_batch(std::move(queues), max, timeout, t); }));
   }
-  std::optional<TaskRecord> get_task(std::string id) { return run(part_.get_task(std::move(id)), "task_queue.get_task"); }
+  std::vector<SyncLease> dequeue_batch(std::vector<std::string> queues, std::size_t max, Duration timeout,
+                                       error_code& ec, Diagnostics& diag) {
+    return to_sync(wait<std::vector<Lease>>(
+        "task_queue.dequeue_batch", [&](auto t) { return part_.async_dequeue_batch(std::move(queues), max, timeout, t); },
+        ec, diag));
+  }
+  std::optional<TaskRecord> get_task(std::string id) {
+    return wait<std::optional<TaskRecord>>("task_queue.get_task", [&](auto t) { return part_.async_get_task(std::move(id), t); });
+  }
+  std::optional<TaskRecord> get_task(std::string id, error_code& ec, Diagnostics& diag) {
+    return wait<std::optional<TaskRecord>>(
+        "task_queue.get_task", [&](auto t) { return part_.async_get_task(std::move(id), t); }, ec, diag);
+  }
   std::optional<std::uint64_t> update_task(Task task, std::uint64_t expected_revision) {
-    return run(part_.update_task(std::move(task), expected_revision), "task_queue.update_task");
+    return wait<std::optional<std::uint64_t>>(
+        "task_queue.update_task", [&](auto t) { return part_.async_update_task(std::move(task), expected_revision, t); });
   }
-  bool cancel_task(std::string id) { return run(part_.cancel_task(std::move(id)), "task_queue.cancel_task"); }
-  bool delete_task(std::string id) { return run(part_.delete_task(std::move(id)), "task_queue.delete_task"); }
+  std::optional<std::uint64_t> update_task(Task task, std::uint64_t expected_revision, error_code& ec,
+                                           Diagnostics& diag) {
+    return wait<std::optional<std::uint64_t>>(
+        "task_queue.update_task", [&](auto t) { return part_.async_update_task(std::move(task), expected_revision, t); },
+        ec, diag);
+  }
+  bool cancel_task(std::string id) {
+    return wait<bool>("task_queue.cancel_task", [&](auto t) { return part_.async_cancel_task(std::move(id), t); });
+  }
+  bool cancel_task(std::string id, error_code& ec, Diagnostics& diag) {
+    return wait<bool>("task_queue.cancel_task", [&](auto t) { return part_.async_cancel_task(std::move(id), t); }, ec, diag);
+  }
+  bool delete_task(std::string id) {
+    return wait<bool>("task_queue.delete_task", [&](auto t) { return part_.async_delete_task(std::move(id), t); });
+  }
+  bool delete_task(std::string id, error_code& ec, Diagnostics& diag) {
+    return wait<bool>("task_queue.delete_task", [&](auto t) { return part_.async_delete_task(std::move(id), t); }, ec, diag);
+  }
   std::vector<Task> list_tasks(std::optional<std::string> queue = std::nullopt,
                                std::optional<TaskStatus> status = std::nullopt, std::size_t limit = 100,
                                std::size_t offset = 0) {
-    return run(part_.list_tasks(std::move(queue), status, limit, offset), "task_queue.list_tasks");
+    return wait<std::vector<Task>>(
+        "task_queue.list_tasks", [&](auto t) { return part_.async_list_tasks(std::move(queue), status, limit, offset, t); });
+  }
+  std::vector<Task> list_tasks(std::optional<std::string> queue, std::optional<TaskStatus> status, std::size_t limit,
+                               std::size_t offset, error_code& ec, Diagnostics& diag) {
+    return wait<std::vector<Task>>(
+        "task_queue.list_tasks", [&](auto t) { return part_.async_list_tasks(std::move(queue), status, limit, offset, t); },
+        ec, diag);
   }
   std::uint64_t get_queue_size(std::string queue) {
-    return run(part_.get_queue_size(std::move(queue)), "task_queue.get_queue_size");
+    return wait<std::uint64_t>("task_queue.get_queue_size",
+                               [&](auto t) { return part_.async_get_queue_size(std::move(queue), t); });
   }
-  std::size_t cleanup_expired_tasks() { return run(part_.cleanup_expired_tasks(), "task_queue.cleanup_expired_tasks"); }
+  std::uint64_t get_queue_size(std::string queue, error_code& ec, Diagnostics& diag) {
+    return wait<std::uint64_t>(
+        "task_queue.get_queue_size", [&](auto t) { return part_.async_get_queue_size(std::move(queue), t); }, ec, diag);
+  }
+  std::size_t cleanup_expired_tasks() {
+    return wait<std::size_t>("task_queue.cleanup_expired_tasks", [&](auto t) { return part_.async_cleanup_expired_tasks(t); });
+  }
+  std::size_t cleanup_expired_tasks(error_code& ec, Diagnostics& diag) {
+    return wait<std::size_t>(
+        "task_queue.cleanup_expired_tasks", [&](auto t) { return part_.async_cleanup_expired_tasks(t); }, ec, diag);
+  }
   std::vector<DeadLetter> list_dead_letters(std::optional<std::string> queue = std::nullopt, std::size_t limit = 100,
                                             std::size_t offset = 0) {
-    return run(part_.list_dead_letters(std::move(queue), limit, offset), "task_queue.list_dead_letters");
+    return wait<std::vector<DeadLetter>>(
+        "task_queue.list_dead_letters", [&](auto t) { return part_.async_list_dead_letters(std::move(queue), limit, offset, t); });
+  }
+  std::vector<DeadLetter> list_dead_letters(std::optional<std::string> queue, std::size_t limit, std::size_t offset,
+                                            error_code& ec, Diagnostics& diag) {
+    return wait<std::vector<DeadLetter>>(
+        "task_queue.list_dead_letters",
+        [&](auto t) { return part_.async_list_dead_letters(std::move(queue), limit, offset, t); }, ec, diag);
   }
   bool requeue_dead_letter(std::string id) {
-    return run(part_.requeue_dead_letter(std::move(id)), "task_queue.requeue_dead_letter");
+    return wait<bool>("task_queue.requeue_dead_letter",
+                      [&](auto t) { return part_.async_requeue_dead_letter(std::move(id), t); });
+  }
+  bool requeue_dead_letter(std::string id, error_code& ec, Diagnostics& diag) {
+    return wait<bool>(
+        "task_queue.requeue_dead_letter", [&](auto t) { return part_.async_requeue_dead_letter(std::move(id), t); }, ec,
+        diag);
   }
 
  private:
   asio::any_io_executor executor() { return part_.backend().get_executor(); }
-  template <class T>
-  T run(asio::awaitable<T> op, const char* what) {
-    return detail::run_blocking(executor(), std::move(op), what);
+  template <class T, class Start, class... Out>
+  T wait(const char* what, Start&& start, Out&... out) {
+    return detail::wait_blocking<T>(executor(), what, std::forward<Start>(start), out...);
+  }
+  std::optional<SyncLease> to_sync(std::optional<Lease> lease) {
+    if (!lease) return std::nullopt;
+    return SyncLease(std::move(*lease), executor());
+  }
+  std::vector<SyncLease> to_sync(std::vector<Lease> leases) {
+    std::vector<SyncLease> out;
+    out.reserve(leases.size());
+    for (auto& l : leases) out.emplace_back(std::move(l), executor());
+    return out;
   }
   TaskQueue& part_;
 };

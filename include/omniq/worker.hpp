@@ -17,6 +17,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
 
+#include "omniq/async.hpp"
 #include "omniq/backend.hpp"
 #include "omniq/models/task.hpp"
 
@@ -64,15 +65,22 @@ class TaskContext {
   std::stop_token stop_token() const noexcept;
 
   // Reports progress (fraction 0..1 and a message): restarts the task's ack_wait timer and
-  // logs an `executing` event whose details hold {"progress", "message"}. From a coroutine
-  // handler.
-  asio::awaitable<void> progress(double fraction, std::string message = {});
+  // logs an `executing` event whose details hold {"progress", "message"}: void(error_code).
+  // From a coroutine handler: co_await ctx.async_progress(0.5, "half").
+  template <class CompletionToken = default_token>
+  auto async_progress(double fraction, std::string message = {}, CompletionToken&& token = {}) {
+    return detail::initiate<void>(token, executor(), [this, fraction, message = std::move(message)]() mutable {
+      return progress(fraction, std::move(message));
+    });
+  }
   // The same from a blocking handler (it runs on the worker's thread pool, never the io thread).
   void report_progress(double fraction, std::string message = {});
 
  private:
   friend struct detail::WorkerRun;
   explicit TaskContext(detail::WorkerRun& run) : run_(&run) {}
+  asio::any_io_executor executor() const;
+  asio::awaitable<void> progress(double fraction, std::string message);
   detail::WorkerRun* run_;
 };
 
@@ -140,12 +148,22 @@ class Worker {
   void handle(std::string name, Handler handler);
   void handle_blocking(std::string name, BlockingHandler handler);
 
-  // Serves the queues until stop(), then shuts down gracefully and returns. Runs on the
-  // backend's executor; at most once per Worker. Throws what makes serving impossible at
-  // start (e.g. permission_denied provisioning the queues).
-  asio::awaitable<void> run();
-  // run() from a plain thread (not the backend's io thread): blocks until stopped and drained.
+  // Serves the queues until stop(), then shuts down gracefully and completes: void(error_code).
+  // Runs on the backend's executor; at most once per Worker (again: invalid_argument). Fails
+  // with what makes serving impossible at start (e.g. permission_denied provisioning the
+  // queues). Cancelling it (terminal cancellation through the handler's slot) is a stop():
+  // running tasks finish within shutdown_timeout, the rest is handed back, then it completes
+  // with operation_aborted.
+  template <class CompletionToken = default_token>
+  auto async_run(CompletionToken&& token = {}) {
+    return detail::initiate_with<void>(token, [this](Diagnostics* diag, asio::any_completion_handler<void(error_code)> h) {
+      start_run(diag, std::move(h));
+    });
+  }
+  // async_run from a plain thread (not the backend's io thread): blocks until stopped and
+  // drained. Throws like async_run fails; the error-code form fills `ec` and `diag`.
   void run_sync();
+  void run_sync(error_code& ec, Diagnostics& diag);
   // run_sync() that stops on SIGINT or SIGTERM.
   void run_until_signal();
   // Thread-safe; returns at once. The worker stops fetching, lets running tasks finish
@@ -155,9 +173,12 @@ class Worker {
   WorkerStats stats() const;
   const std::string& id() const noexcept;
 
-  struct Impl;  // internal
-
  private:
+  friend struct detail::WorkerRun;
+  friend class TaskContext;
+  struct Impl;
+  asio::awaitable<void> run();
+  void start_run(Diagnostics* diag, asio::any_completion_handler<void(error_code)> handler);
   std::shared_ptr<Impl> impl_;
 };
 

@@ -350,7 +350,7 @@ class RawClient {
 asio::awaitable<void> enqueue_each(omniq::TaskQueue& queue, std::vector<Task> tasks, Clock::time_point deadline) {
   for (auto& task : tasks) {
     check_deadline(deadline, "omniq enqueue");
-    co_await queue.enqueue(std::move(task));
+    co_await queue.async_enqueue(std::move(task));
   }
 }
 
@@ -363,12 +363,12 @@ asio::awaitable<std::size_t> dequeue_and_ack(omniq::TaskQueue& queue, std::size_
   std::size_t done = 0;
   while (done < n) {
     check_deadline(deadline, "omniq drain (" + std::to_string(done) + " of " + std::to_string(n) + " acked)");
-    std::vector<omniq::Lease> leases = co_await queue.dequeue_batch(queues, kFetchBatch, 1s);
+    std::vector<omniq::Lease> leases = co_await queue.async_dequeue_batch(queues, kFetchBatch, 1s);
     if (leases.empty()) continue;
-    using AckOp = decltype(asio::co_spawn(ex, leases.front().ack(), asio::deferred));
+    using AckOp = decltype(asio::co_spawn(ex, leases.front().async_ack(), asio::deferred));
     std::vector<AckOp> acks;
     acks.reserve(leases.size());
-    for (auto& lease : leases) acks.push_back(asio::co_spawn(ex, lease.ack(), asio::deferred));
+    for (auto& lease : leases) acks.push_back(asio::co_spawn(ex, lease.async_ack(), asio::deferred));
     auto [order, errors] = co_await asio::experimental::make_parallel_group(std::move(acks))
                                .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
     for (const auto& e : errors)
@@ -450,10 +450,10 @@ struct Bench {
   Bench(Clock::time_point deadline_, Part part)
       : omniq(server.url()), raw(server.url(), stream_of(omniq.config(), part)), deadline(deadline_) {
     switch (part) {
-      case Part::tasks: omniq.run(omniq.queue().ensure(), deadline, "ensure"); break;
-      case Part::results: omniq.run(omniq.results().ensure(), deadline, "ensure"); break;
-      case Part::schedules: omniq.run(omniq.schedules().ensure(), deadline, "ensure"); break;
-      case Part::events: omniq.run(omniq.events().ensure(), deadline, "ensure"); break;
+      case Part::tasks: omniq.run(omniq.queue().async_ensure(), deadline, "ensure"); break;
+      case Part::results: omniq.run(omniq.results().async_ensure(), deadline, "ensure"); break;
+      case Part::schedules: omniq.run(omniq.schedules().async_ensure(), deadline, "ensure"); break;
+      case Part::events: omniq.run(omniq.events().async_ensure(), deadline, "ensure"); break;
     }
   }
 
@@ -503,7 +503,7 @@ double enqueue_batch_omniq(Bench& b, std::size_t n) {
   b.reset();
   auto tasks = make_tasks(n);
   const double s = seconds([&] {
-    auto ids = b.omniq.run(b.omniq.queue().enqueue_batch(std::move(tasks)), b.deadline, "enqueue_batch");
+    auto ids = b.omniq.run(b.omniq.queue().async_enqueue_batch(std::move(tasks)), b.deadline, "enqueue_batch");
     require(ids.size() == n, "omniq: enqueue_batch returned " + std::to_string(ids.size()) + " ids");
   });
   b.expect_stored(n, "omniq enqueue_batch");
@@ -537,7 +537,7 @@ double enqueue_single_raw(Bench& b, std::size_t n) {
 
 double dequeue_ack_omniq(Bench& b, std::size_t n) {
   b.reset();
-  b.omniq.run(b.omniq.queue().enqueue_batch(make_tasks(n)), b.deadline, "prefill");
+  b.omniq.run(b.omniq.queue().async_enqueue_batch(make_tasks(n)), b.deadline, "prefill");
   b.expect_stored(n, "omniq prefill");
   std::size_t acked = 0;
   double s = 0;
@@ -569,7 +569,7 @@ double dequeue_ack_raw(Bench& b, std::size_t n) {
 // A work-queue stream allows no overlapping consumers, so raw binds to the durable consumer
 // omniq creates for the queue's normal band (explicit ack, filter omniq.tasks.default.normal.*).
 void create_consumers(Bench& b) {
-  b.omniq.run(b.omniq.queue().get_queue_size(kQueue), b.deadline, "creating the queue's consumers");
+  b.omniq.run(b.omniq.queue().async_get_queue_size(kQueue), b.deadline, "creating the queue's consumers");
 }
 
 // ---- results, schedules, events --------------------------------------------------------------
@@ -651,7 +651,7 @@ asio::awaitable<void> set_worker(omniq::ResultStore& store, std::vector<omniq::T
                                  std::atomic<std::size_t>& next, Clock::time_point deadline) {
   for (std::size_t i = next++; i < results.size(); i = next++) {
     check_deadline(deadline, "omniq result set");
-    co_await store.set(std::move(results[i]));
+    co_await store.async_set(std::move(results[i]));
   }
 }
 
@@ -707,7 +707,7 @@ asio::awaitable<void> get_worker(omniq::ResultStore& store, const GetPlan& plan,
   for (std::size_t i = begin; i < end; ++i) {
     check_deadline(deadline, "omniq result get");
     std::string key = plan.keys[plan.order[i]];
-    auto result = co_await store.get(std::move(key));
+    auto result = co_await store.async_get(std::move(key));
     if (!result) throw BenchError("omniq: no result for " + plan.keys[plan.order[i]]);
   }
 }
@@ -782,7 +782,7 @@ asio::awaitable<std::vector<omniq::ScheduleRecord>> create_all(omniq::ScheduleSt
   std::vector<omniq::ScheduleRecord> out;
   for (auto& s : schedules) {
     omniq::Schedule copy = s;
-    const std::uint64_t revision = co_await store.create_schedule(std::move(copy));
+    const std::uint64_t revision = co_await store.async_create_schedule(std::move(copy));
     out.push_back({std::move(s), revision});
   }
   co_return out;
@@ -794,7 +794,7 @@ asio::awaitable<void> update_worker(omniq::ScheduleStore& store, omniq::Schedule
   for (std::size_t i = 0; i < count; ++i) {
     check_deadline(deadline, "omniq schedule update");
     omniq::Schedule copy = schedule;
-    const auto next = co_await store.update_schedule(std::move(copy), revision);
+    const auto next = co_await store.async_update_schedule(std::move(copy), revision);
     if (!next)
       throw BenchError("omniq: update_schedule of " + schedule.id + " at revision " + std::to_string(revision) +
                        " lost a race it cannot have had");
@@ -916,7 +916,7 @@ double event_log_omniq(Bench& b, std::size_t n) {
   b.reset();
   auto events = make_events(n);
   const double s =
-      seconds([&] { b.omniq.run(b.omniq.events().log_events(std::move(events)), b.deadline, "log_events"); });
+      seconds([&] { b.omniq.run(b.omniq.events().async_log_events(std::move(events)), b.deadline, "log_events"); });
   b.expect_stored(n, "omniq log_events");
   return s;
 }
@@ -928,7 +928,7 @@ asio::awaitable<void> log_in_chunks(omniq::EventLog& log, std::vector<omniq::Tas
     const auto end = events.begin() + static_cast<std::ptrdiff_t>(std::min(events.size(), begin + kEventChunk));
     std::vector<omniq::TaskEvent> chunk(std::make_move_iterator(events.begin() + static_cast<std::ptrdiff_t>(begin)),
                                         std::make_move_iterator(end));
-    co_await log.log_events(std::move(chunk));
+    co_await log.async_log_events(std::move(chunk));
   }
 }
 
@@ -964,8 +964,8 @@ double event_log_raw(Bench& b, std::size_t n) {
 constexpr std::size_t kWorkerConcurrency = 64;
 
 void create_worker_parts(Bench& b) {
-  b.omniq.run(b.omniq.results().ensure(), b.deadline, "creating the results bucket");
-  b.omniq.run(b.omniq.events().ensure(), b.deadline, "creating the events stream");
+  b.omniq.run(b.omniq.results().async_ensure(), b.deadline, "creating the results bucket");
+  b.omniq.run(b.omniq.events().async_ensure(), b.deadline, "creating the events stream");
   create_consumers(b);
 }
 
@@ -975,7 +975,7 @@ asio::awaitable<nlohmann::json> noop_handler(omniq::TaskContext&, const nlohmann
 
 double worker_omniq(Bench& b, std::size_t n, std::size_t concurrency) {
   b.reset();
-  b.omniq.run(b.omniq.queue().enqueue_batch(make_tasks(n)), b.deadline, "prefill");
+  b.omniq.run(b.omniq.queue().async_enqueue_batch(make_tasks(n)), b.deadline, "prefill");
   b.expect_stored(n, "omniq prefill");
   double s = 0;
   {
@@ -984,7 +984,7 @@ double worker_omniq(Bench& b, std::size_t n, std::size_t concurrency) {
                                                                 .worker_id = kWorker});
     worker.handle("bench.noop", noop_handler);
     const auto start = Clock::now();
-    auto served = asio::co_spawn(client.backend().get_executor(), worker.run(), asio::use_future);
+    auto served = asio::co_spawn(client.backend().get_executor(), worker.async_run(), asio::use_future);
     while (worker.stats().completed < n) {
       if (Clock::now() >= b.deadline) {
         worker.stop();
@@ -1106,7 +1106,7 @@ int run_worker_memory(std::size_t n, Clock::duration limit) {
     create_worker_parts(b);
     constexpr std::size_t kChunk = 20'000;
     for (std::size_t done = 0; done < n; done += kChunk)
-      b.omniq.run(b.omniq.queue().enqueue_batch(make_tasks(std::min(kChunk, n - done))), b.deadline, "prefill");
+      b.omniq.run(b.omniq.queue().async_enqueue_batch(make_tasks(std::min(kChunk, n - done))), b.deadline, "prefill");
     b.expect_stored(n, "prefill");
     const std::size_t before = rss_kib();
     OmniqClient client(b.server.url());
@@ -1117,7 +1117,7 @@ int run_worker_memory(std::size_t n, Clock::duration limit) {
     std::vector<std::size_t> samples;
     std::size_t peak = rss_kib();
     const auto start = Clock::now();
-    auto served = asio::co_spawn(client.backend().get_executor(), worker.run(), asio::use_future);
+    auto served = asio::co_spawn(client.backend().get_executor(), worker.async_run(), asio::use_future);
     std::size_t next_sample = n / 10;
     for (;;) {
       const std::size_t completed = worker.stats().completed;

@@ -51,7 +51,7 @@ struct Tally {
 Tally tally(NatsBackend& backend, const std::set<std::string>& ids) {
   Tally t;
   std::set<std::string> seen;
-  for (const auto& r : backend.sync_result_store().list_results(std::nullopt, ids.size() * 2)) {
+  for (const auto& r : backend.sync_result_store().list(std::nullopt, ids.size() * 2)) {
     if (!ids.count(r.task_id)) continue;
     ++t.results;
     if (r.status == ResultStatus::success) ++t.successes;

@@ -48,13 +48,13 @@ TEST_CASE("a backend on the caller's io_context connects and closes", "[connecti
   asio::io_context io;
   NatsBackend backend(io.get_executor(), test::config_for(server));
   CHECK_FALSE(backend.is_connected());
-  test::run(io, backend.connect());
+  test::run(io, backend.async_connect());
   CHECK(backend.is_connected());
   CHECK(backend.connection().max_payload() == 1024 * 1024);
-  test::run(io, backend.close());
+  test::run(io, backend.async_close());
   CHECK_FALSE(backend.is_connected());
   // close is idempotent
-  test::run(io, backend.close());
+  test::run(io, backend.async_close());
 }
 
 TEST_CASE("a backend with its own io thread serves blocking callers through ConnectionScope", "[connection]") {
@@ -71,8 +71,8 @@ TEST_CASE("a request completes on the awaiting coroutine's thread, never on a na
   LocalServer server;
   asio::io_context io;
   NatsBackend backend(io.get_executor(), test::config_for(server));
-  test::run(io, backend.connect());
-  test::run(io, backend.task_queue().ensure());
+  test::run(io, backend.async_connect());
+  test::run(io, backend.task_queue().async_ensure());
 
   const auto io_thread = std::this_thread::get_id();  // test::run runs io here
   auto [reply, resumed_on] = test::run(io, [&]() -> asio::awaitable<std::pair<detail::Reply, std::thread::id>> {
@@ -90,8 +90,8 @@ TEST_CASE("many requests in flight all complete", "[connection][bridge]") {
   LocalServer server;
   asio::io_context io;
   NatsBackend backend(io.get_executor(), test::config_for(server));
-  test::run(io, backend.connect());
-  test::run(io, backend.event_log().ensure());
+  test::run(io, backend.async_connect());
+  test::run(io, backend.event_log().async_ensure());
   constexpr int n = 2000;
   std::atomic<int> acked{0};
   for (int i = 0; i < n; ++i) {
@@ -104,7 +104,7 @@ TEST_CASE("many requests in flight all complete", "[connection][bridge]") {
   io.restart();
   io.run();
   CHECK(acked == n);
-  auto report = test::run(io, backend.event_log().info());
+  auto report = test::run(io, backend.event_log().async_info());
   CHECK(report.messages == n);
 }
 
@@ -151,7 +151,7 @@ TEST_CASE("publishes and requests reach the server in the order they were made, 
   OrderRecorder recorder(server.url(), "omniq.test.order.*");
   asio::io_context io;
   NatsBackend backend(io.get_executor(), test::config_for(server));
-  test::run(io, backend.connect());
+  test::run(io, backend.async_connect());
   auto& c = backend.connection();
   std::vector<std::string> publishes, requests;
   std::atomic<std::size_t> replies{0};
@@ -192,7 +192,7 @@ TEST_CASE("a publish that cannot be sent is refused at once", "[connection][brid
   LocalServer server;
   asio::io_context io;
   NatsBackend backend(io.get_executor(), test::config_for(server));
-  test::run(io, backend.connect());
+  test::run(io, backend.async_connect());
   const std::string big(1024 * 1024 + 1, 'x');
   try {
     backend.connection().publish("omniq.test.big", big);
@@ -229,7 +229,7 @@ TEST_CASE("a publish that cannot be sent is refused at once", "[connection][brid
   // A reply after them: the server has read the exactly-max publish without closing us.
   test::run(io, backend.connection().async_request({.subject = "$JS.API.INFO"}, use_awaitable));
   CHECK(backend.is_connected());
-  test::run(io, backend.close());
+  test::run(io, backend.async_close());
   try {
     backend.connection().publish("omniq.test.late", "x");
     FAIL("expected an error after close");
@@ -243,7 +243,7 @@ TEST_CASE("a request without a reply times out with a clear error", "[connection
   SilentResponder silent(server.url(), "omniq.test.silent");
   asio::io_context io;
   NatsBackend backend(io.get_executor(), test::config_for(server));
-  test::run(io, backend.connect());
+  test::run(io, backend.async_connect());
   const auto started = std::chrono::steady_clock::now();
   try {
     test::run(io, backend.connection().async_request({.subject = "omniq.test.silent", .timeout = 300ms}, use_awaitable));
@@ -260,7 +260,7 @@ TEST_CASE("closing the backend fails every pending request with errc::closed", "
   SilentResponder silent(server.url(), "omniq.test.silent");
   asio::io_context io;
   NatsBackend backend(io.get_executor(), test::config_for(server));
-  test::run(io, backend.connect());
+  test::run(io, backend.async_connect());
   std::atomic<int> closed_errors{0};
   for (int i = 0; i < 10; ++i) {
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
@@ -275,7 +275,7 @@ TEST_CASE("closing the backend fails every pending request with errc::closed", "
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
     asio::steady_timer t(io, 200ms);
     co_await t.async_wait(use_awaitable);
-    co_await backend.close();
+    co_await backend.async_close();
   }, asio::detached);
   io.restart();
   io.run();  // returns only when every request has completed
@@ -299,7 +299,7 @@ TEST_CASE("a payload over max_payload is refused before sending, naming the limi
   LocalServer server;
   asio::io_context io;
   NatsBackend backend(io.get_executor(), test::config_for(server));
-  test::run(io, backend.connect());
+  test::run(io, backend.async_connect());
   std::string big(1024 * 1024 + 1, 'x');
   try {
     test::run(io, backend.connection().async_request({.subject = "omniq.tasks.q.x", .data = big}, use_awaitable));
@@ -315,7 +315,7 @@ TEST_CASE("a subject with whitespace is refused before sending and the connectio
   LocalServer server;
   asio::io_context io;
   NatsBackend backend(io.get_executor(), test::config_for(server));
-  test::run(io, backend.connect());
+  test::run(io, backend.async_connect());
   for (std::string bad : {"omniq.tasks.a b", "omniq.tasks.a\tb", "omniq.tasks.a\r\nb", "omniq..tasks", ""}) {
     try {
       test::run(io, backend.connection().async_request({.subject = bad}, use_awaitable));
@@ -335,7 +335,7 @@ TEST_CASE("no server listening gives connection_failed within connect_timeout", 
   NatsBackend backend(io.get_executor(), c);
   const auto started = std::chrono::steady_clock::now();
   try {
-    test::run(io, backend.connect());
+    test::run(io, backend.async_connect());
     FAIL("expected connection_failed");
   } catch (const Error& e) {
     CHECK(e.kind() == errc::connection_failed);
@@ -349,7 +349,7 @@ TEST_CASE("a server without JetStream is reported as such", "[connection]") {
   asio::io_context io;
   NatsBackend backend(io.get_executor(), test::config_for(server));
   try {
-    test::run(io, backend.connect());
+    test::run(io, backend.async_connect());
     FAIL("expected jetstream_unavailable");
   } catch (const Error& e) {
     CHECK(e.kind() == errc::jetstream_unavailable);
@@ -361,7 +361,7 @@ TEST_CASE("a blocking call on the backend's own io thread fails instead of deadl
   LocalServer server;
   asio::io_context io;
   NatsBackend backend(io.get_executor(), test::config_for(server));
-  test::run(io, backend.connect());
+  test::run(io, backend.async_connect());
   auto outcome = test::run(io, [&]() -> asio::awaitable<std::string> {
     try {
       backend.sync_task_queue().ensure();

@@ -253,15 +253,15 @@ TEST_CASE("a task id or event type that cannot be a subject token is refused bef
   for (std::string bad : std::vector<std::string>{"a.b", "a*", "a>", "a b", "a\tb", "a\r\nb", "", "caf\xc3\xa9",
                                                   std::string(129, 'x')}) {
     INFO("task id \"" << bad << "\"");
-    require_error([&] { test::run(io, log.log_event(events::cancelled(bad))); }, errc::invalid_name,
+    require_error([&] { test::run(io, log.async_log_event(events::cancelled(bad))); }, errc::invalid_name,
                   "event.task_id");
-    require_error([&] { test::run(io, log.get_events(bad)); }, errc::invalid_name, "task_id");
-    require_error([&] { test::run(io, log.follow(EventFilter{.task_id = bad})); }, errc::invalid_name, "task_id");
+    require_error([&] { test::run(io, log.async_get_events(bad)); }, errc::invalid_name, "task_id");
+    require_error([&] { test::run(io, log.async_follow(EventFilter{.task_id = bad})); }, errc::invalid_name, "task_id");
   }
   TaskEvent odd = events::cancelled("t1");
   odd.event_type = static_cast<EventType>(42);
-  require_error([&] { test::run(io, log.log_event(odd)); }, errc::invalid_name, "event.event_type 42");
-  require_error([&] { test::run(io, log.get_events(std::nullopt, static_cast<EventType>(42))); }, errc::invalid_name,
+  require_error([&] { test::run(io, log.async_log_event(odd)); }, errc::invalid_name, "event.event_type 42");
+  require_error([&] { test::run(io, log.async_get_events(std::nullopt, static_cast<EventType>(42))); }, errc::invalid_name,
                 "event_type");
 }
 
@@ -515,26 +515,26 @@ TEST_CASE("the coroutine API: a follower in one coroutine receives what another 
   NatsBackend backend(io.get_executor(), test::config_for(server));
   std::vector<std::string> sent;
   auto run = [&]() -> asio::awaitable<std::vector<std::string>> {
-    co_await backend.connect();
+    co_await backend.async_connect();
     auto& log = backend.event_log();
-    EventFollower follower = co_await log.follow({.event_type = EventType::completed});
+    EventFollower follower = co_await log.async_follow({.event_type = EventType::completed});
     for (int i = 0; i < 3; ++i) sent.push_back(events::completed("t" + std::to_string(i), 1s, "w").id);
     auto producer = [&]() -> asio::awaitable<void> {
       for (int i = 0; i < 3; ++i) {
         TaskEvent e = events::completed("t" + std::to_string(i), 1s, "w");
         e.id = sent[static_cast<std::size_t>(i)];
-        co_await log.log_event(std::move(e));
+        co_await log.async_log_event(std::move(e));
       }
     };
     asio::co_spawn(io, producer(), asio::detached);
     std::vector<std::string> got;
     while (got.size() < 3) {
-      auto e = co_await follower.next(5s);
+      auto e = co_await follower.async_next(5s);
       if (!e) break;
       got.push_back(e->id);
     }
-    co_await follower.close();
-    co_await backend.close();
+    co_await follower.async_close();
+    co_await backend.async_close();
     co_return got;
   };
   const auto got = test::run(io, run());

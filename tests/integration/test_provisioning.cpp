@@ -56,9 +56,9 @@ TEST_CASE("streams and buckets are created with the configured settings", "[prov
   c.schedules_bucket.history = 5;
   asio::io_context io;
   NatsBackend backend(io.get_executor(), c);
-  test::run(io, backend.connect());
+  test::run(io, backend.async_connect());
 
-  const StreamReport tasks = test::run(io, backend.task_queue().info());
+  const StreamReport tasks = test::run(io, backend.task_queue().async_info());
   CHECK(tasks.name == "OMNIQ_TASKS");
   CHECK(tasks.subjects == std::vector<std::string>{"omniq.tasks.>"});
   CHECK(tasks.retention == "workqueue");
@@ -67,7 +67,7 @@ TEST_CASE("streams and buckets are created with the configured settings", "[prov
   CHECK(tasks.max_msgs == 5000);
   CHECK(tasks.duplicate_window == 30s);
 
-  const StreamReport events = test::run(io, backend.event_log().info());
+  const StreamReport events = test::run(io, backend.event_log().async_info());
   CHECK(events.name == "OMNIQ_EVENTS");
   CHECK(events.subjects == std::vector<std::string>{"omniq.events.>"});
   CHECK(events.retention == "limits");
@@ -75,13 +75,13 @@ TEST_CASE("streams and buckets are created with the configured settings", "[prov
   CHECK(events.max_age == 1h);
   CHECK(events.max_msgs == 1000);
 
-  const BucketReport results = test::run(io, backend.result_store().info());
+  const BucketReport results = test::run(io, backend.result_store().async_info());
   CHECK(results.stream == "KV_omniq_results");
   CHECK(results.ttl == 60s);
   CHECK(results.history == 2);
   CHECK(results.allow_direct);
 
-  const BucketReport schedules = test::run(io, backend.schedule_store().info());
+  const BucketReport schedules = test::run(io, backend.schedule_store().async_info());
   CHECK(schedules.stream == "KV_omniq_schedules");
   CHECK(schedules.ttl == 0s);  // schedules never expire
   CHECK(schedules.history == 5);
@@ -117,18 +117,18 @@ TEST_CASE("an existing stream is brought to the configured limits and keeps its 
     Config c = test::config_for(server);
     c.events_stream.max_msgs = 100;
     NatsBackend first(io.get_executor(), c);
-    test::run(io, first.connect());
-    test::run(io, first.event_log().ensure());
+    test::run(io, first.async_connect());
+    test::run(io, first.event_log().async_ensure());
     for (int i = 0; i < 3; ++i)
       test::run(io, first.connection().async_request({.subject = "omniq.events.enqueued.t" + std::to_string(i)},
                                                      asio::use_awaitable));
-    test::run(io, first.close());
+    test::run(io, first.async_close());
   }
   Config c = test::config_for(server);
   c.events_stream.max_msgs = 200;
   NatsBackend second(io.get_executor(), c);
-  test::run(io, second.connect());
-  const auto report = test::run(io, second.event_log().info());
+  test::run(io, second.async_connect());
+  const auto report = test::run(io, second.event_log().async_info());
   CHECK(report.max_msgs == 200);
   CHECK(report.messages == 3);
 }
@@ -140,13 +140,13 @@ TEST_CASE("a stream whose storage type differs from the configuration is a clear
     Config c = test::config_for(server);
     c.events_stream.storage = StorageType::memory;
     NatsBackend first(io.get_executor(), c);
-    test::run(io, first.connect());
-    test::run(io, first.event_log().ensure());
+    test::run(io, first.async_connect());
+    test::run(io, first.event_log().async_ensure());
   }
   NatsBackend second(io.get_executor(), test::config_for(server));
-  test::run(io, second.connect());
+  test::run(io, second.async_connect());
   try {
-    test::run(io, second.event_log().ensure());
+    test::run(io, second.event_log().async_ensure());
     FAIL("expected invalid_config");
   } catch (const Error& e) {
     CHECK(e.kind() == errc::invalid_config);

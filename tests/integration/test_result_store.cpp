@@ -49,19 +49,19 @@ TEST_CASE("a result is stored, read back with every field, listed and deleted", 
 
   store.set(TaskResult::failure("task-2", "ValueError", "bad input"));
   store.set(TaskResult::success("task-3", 3));
-  CHECK(store.list_results().size() == 3);
-  auto errors = store.list_results(ResultStatus::error);
+  CHECK(store.list().size() == 3);
+  auto errors = store.list(ResultStatus::error);
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].error == "bad input");
   CHECK(errors[0].error_type == "ValueError");
-  auto page = store.list_results(ResultStatus::success, 1, 1);
+  auto page = store.list(ResultStatus::success, 1, 1);
   REQUIRE(page.size() == 1);
   CHECK(page[0].task_id == "task-3");
 
-  CHECK(store.delete_result("task-1"));
+  CHECK(store.remove("task-1"));
   CHECK_FALSE(store.get("task-1"));
-  CHECK_FALSE(store.delete_result("task-1"));
-  CHECK(store.list_results().size() == 2);
+  CHECK_FALSE(store.remove("task-1"));
+  CHECK(store.list().size() == 2);
 }
 
 TEST_CASE("results expire with the bucket TTL, and a result's own ttl is honoured on read", "[result_store][ttl]") {
@@ -80,8 +80,8 @@ TEST_CASE("results expire with the bucket TTL, and a result's own ttl is honoure
   g.results().set(TaskResult::success("kept", 2));
   std::this_thread::sleep_for(200ms);
   CHECK_FALSE(g.results().get("own-ttl"));
-  CHECK(g.results().list_results().size() == 1);
-  CHECK(g.results().cleanup_expired_results() == 1);
+  CHECK(g.results().list().size() == 1);
+  CHECK(g.results().cleanup_expired() == 1);
   CHECK(g.results().get("kept"));
 }
 
@@ -140,7 +140,7 @@ TEST_CASE("bad result input is refused clearly, a corrupt value from another cli
   store.set(TaskResult::success("good-1", 1));
   test::publish_raw(f.server.url(), "$KV.omniq_results.corrupt", "not a result");
   store.set(TaskResult::success("good-2", 2));
-  auto listed = store.list_results();
+  auto listed = store.list();
   REQUIRE(listed.size() == 2);
   CHECK(listed[0].task_id == "good-1");
   CHECK(listed[1].task_id == "good-2");
@@ -182,6 +182,6 @@ TEST_CASE("create stores only a first result, update is a compare-and-set, wait_
   CHECK_FALSE(store.wait_for_result("running", 500ms));
   CHECK(Steady::now() - start >= 400ms);
   // After a delete, create works again.
-  CHECK(store.delete_result("running"));
+  CHECK(store.remove("running"));
   CHECK(store.create(TaskResult{.task_id = "running", .status = ResultStatus::pending}));
 }

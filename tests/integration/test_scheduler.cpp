@@ -49,7 +49,7 @@ TEST_CASE("three schedulers over a 1 s interval schedule enqueue each occurrence
     backends.push_back(std::make_unique<NatsBackend>(test::config_for(server)));
     backends.back()->connect_sync();
     schedulers.push_back(std::make_unique<Scheduler>(*backends.back(), SchedulerOptions{.poll_interval = 100ms}));
-    running.push_back(asio::co_spawn(backends.back()->get_executor(), schedulers.back()->run(), asio::use_future));
+    running.push_back(asio::co_spawn(backends.back()->get_executor(), schedulers.back()->async_run(), asio::use_future));
   }
   std::this_thread::sleep_for(5500ms);
   for (auto& s : schedulers) s->stop();
@@ -96,14 +96,14 @@ TEST_CASE("after downtime, missed occurrences are fired once (fire_once) or skip
   Scheduler skip(backend, SchedulerOptions{.missed = MissedPolicy::skip, .late_after = 5s});
   // Each policy handles one schedule: pause the other while it ticks.
   store.pause_schedule(b.id);
-  CHECK(test::run_sync(backend, fire_once.tick(t0)) == 1);
+  CHECK(test::run_sync(backend, fire_once.async_tick(t0)) == 1);
   store.resume_schedule(b.id);
   store.pause_schedule(a.id);
   // Resuming recomputed b's next run from now; put it back in the past to model downtime.
   auto rb = store.get_schedule(b.id);
   rb->schedule.next_run = t0 - 60s;
   REQUIRE(store.update_schedule(rb->schedule, rb->revision));
-  CHECK(test::run_sync(backend, skip.tick(t0)) == 0);
+  CHECK(test::run_sync(backend, skip.async_tick(t0)) == 0);
 
   const auto tasks = drain(backend, "missed");
   REQUIRE(tasks.size() == 1);
@@ -133,7 +133,7 @@ TEST_CASE("max_runs and one-shot timestamps end a schedule, a paused schedule do
   store.pause_schedule(paused.id);
 
   const Timestamp start = now();
-  for (int i = 1; i <= 4; ++i) test::run_sync(backend, scheduler.tick(start + i * 1s + 10ms));
+  for (int i = 1; i <= 4; ++i) test::run_sync(backend, scheduler.async_tick(start + i * 1s + 10ms));
   std::multiset<std::string> fired;
   for (const auto& t : drain(backend, "ends")) fired.insert(t.func);
   CHECK(fired.count("twice") == 2);
@@ -151,9 +151,9 @@ TEST_CASE("a cron schedule in an IANA zone fires at its local time", "[scheduler
   backend.sync_schedule_store().create_schedule(s);
   Scheduler scheduler(backend, SchedulerOptions{.late_after = 24h});
   const Timestamp due = *s.next_run;
-  CHECK(test::run_sync(backend, scheduler.tick(due - 1s)) == 0);
-  CHECK(test::run_sync(backend, scheduler.tick(due)) == 1);
-  CHECK(test::run_sync(backend, scheduler.tick(due)) == 0);  // the same occurrence never twice
+  CHECK(test::run_sync(backend, scheduler.async_tick(due - 1s)) == 0);
+  CHECK(test::run_sync(backend, scheduler.async_tick(due)) == 1);
+  CHECK(test::run_sync(backend, scheduler.async_tick(due)) == 0);  // the same occurrence never twice
   const auto tasks = drain(backend, "cron");
   REQUIRE(tasks.size() == 1);
   CHECK(tasks[0].id == occurrence_task_id(s.id, due));

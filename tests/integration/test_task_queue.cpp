@@ -410,14 +410,14 @@ TEST_CASE("bad names are refused before any network call", "[task_queue][bad_inp
   for (std::string bad : {"a.b", "a*", "a>", "a b", "a\tb", "a\r\nb", "", "caf\xc3\xa9"}) {
     Task t = make_task("f", bad);
     try {
-      test::run(io, backend.task_queue().enqueue(t));
+      test::run(io, backend.task_queue().async_enqueue(t));
       FAIL("accepted queue name " << bad);
     } catch (const Error& e) {
       CHECK(e.kind() == errc::invalid_name);
       CHECK_THAT(e.what(), Catch::Contains("queue_name"));
     }
     try {
-      test::run(io, backend.task_queue().dequeue({bad}));
+      test::run(io, backend.task_queue().async_dequeue({bad}));
       FAIL("accepted queue name " << bad);
     } catch (const Error& e) {
       CHECK(e.kind() == errc::invalid_name);
@@ -426,7 +426,7 @@ TEST_CASE("bad names are refused before any network call", "[task_queue][bad_inp
   Task bad_id = make_task();
   bad_id.id = "id.with.dots";
   try {
-    test::run(io, backend.task_queue().enqueue(bad_id));
+    test::run(io, backend.task_queue().async_enqueue(bad_id));
     FAIL("accepted an id with dots");
   } catch (const Error& e) {
     CHECK(e.kind() == errc::invalid_name);

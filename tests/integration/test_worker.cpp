@@ -572,7 +572,7 @@ TEST_CASE("progress restarts the lease and is logged as an executing event", "[w
   Fixture f;
   Worker worker(*f.backend);
   worker.handle("report", [](TaskContext& ctx, const json&, const json&) -> asio::awaitable<json> {
-    co_await ctx.progress(0.5, "half way");
+    co_await ctx.async_progress(0.5, "half way");
     co_return nullptr;
   });
   worker.handle_blocking("report_blocking", [](TaskContext& ctx, const json&, const json&) -> json {

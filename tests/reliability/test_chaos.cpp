@@ -191,7 +191,7 @@ TEST_CASE("chaos: R3 cluster, nodes and workers killed at random while tasks flo
 
   // What happened to every task id.
   std::map<std::string, TaskResult> results;
-  auto stored = read_settled([&] { return s.backend.sync_result_store().list_results(std::nullopt, ids.size() * 2 + 1000); });
+  auto stored = read_settled([&] { return s.backend.sync_result_store().list(std::nullopt, ids.size() * 2 + 1000); });
   for (auto& r : stored)
     if (ids.count(r.task_id)) results.emplace(r.task_id, std::move(r));
   auto events_of = [&](EventType type) {

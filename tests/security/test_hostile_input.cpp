@@ -122,38 +122,38 @@ TEST_CASE("names that cannot be subject tokens are refused before any network ca
   for (const std::string& bad : bad_tokens()) {
     INFO("value \"" << shown(bad) << "\"");
     Task in_queue = make_task("f", bad);
-    refused(io, q.enqueue(in_queue), "task.queue_name");
+    refused(io, q.async_enqueue(in_queue), "task.queue_name");
     Task with_id = make_task();
     with_id.id = bad;
-    refused(io, q.enqueue(with_id), "task.id");
-    refused(io, q.update_task(with_id, 1), "task.id");
-    refused(io, q.enqueue_batch({make_task(), with_id}), "task 1 of 2");
+    refused(io, q.async_enqueue(with_id), "task.id");
+    refused(io, q.async_update_task(with_id, 1), "task.id");
+    refused(io, q.async_enqueue_batch({make_task(), with_id}), "task 1 of 2");
     Task with_dependency = make_task();
     with_dependency.dependencies = {bad};
-    refused(io, q.enqueue(with_dependency), "task.dependencies[0]");
-    refused(io, q.dequeue({bad}, 0s), "queue_name");
-    refused(io, q.dequeue_batch({"default", bad}, 10, 0s), "queue_name");
-    refused(io, q.list_tasks(bad), "queue_name");
-    refused(io, q.get_queue_size(bad), "queue_name");
-    refused(io, q.list_dead_letters(bad), "queue_name");
-    refused(io, q.get_task(bad), "task_id");
-    refused(io, q.delete_task(bad), "task_id");
-    refused(io, q.cancel_task(bad), "task_id");
-    refused(io, q.requeue_dead_letter(bad), "task_id");
+    refused(io, q.async_enqueue(with_dependency), "task.dependencies[0]");
+    refused(io, q.async_dequeue({bad}, 0s), "queue_name");
+    refused(io, q.async_dequeue_batch({"default", bad}, 10, 0s), "queue_name");
+    refused(io, q.async_list_tasks(bad), "queue_name");
+    refused(io, q.async_get_queue_size(bad), "queue_name");
+    refused(io, q.async_list_dead_letters(bad), "queue_name");
+    refused(io, q.async_get_task(bad), "task_id");
+    refused(io, q.async_delete_task(bad), "task_id");
+    refused(io, q.async_cancel_task(bad), "task_id");
+    refused(io, q.async_requeue_dead_letter(bad), "task_id");
 
-    refused(io, results.set(TaskResult::success(bad, 1)), "result.task_id");
-    refused(io, results.get(bad), "task_id");
-    refused(io, results.delete_result(bad), "task_id");
-    refused(io, results.wait_for_result(bad, 1s), "task_id");
+    refused(io, results.async_set(TaskResult::success(bad, 1)), "result.task_id");
+    refused(io, results.async_get(bad), "task_id");
+    refused(io, results.async_remove(bad), "task_id");
+    refused(io, results.async_wait_for_result(bad, 1s), "task_id");
 
-    refused(io, log.log_event(events::cancelled(bad)), "event.task_id");
-    refused(io, log.log_events({events::cancelled("fine"), events::cancelled(bad)}), "event 1 of 2");
-    refused(io, log.get_events(bad), "task_id");
-    refused(io, log.follow(EventFilter{.task_id = bad}), "task_id");
+    refused(io, log.async_log_event(events::cancelled(bad)), "event.task_id");
+    refused(io, log.async_log_events({events::cancelled("fine"), events::cancelled(bad)}), "event 1 of 2");
+    refused(io, log.async_get_events(bad), "task_id");
+    refused(io, log.async_follow(EventFilter{.task_id = bad}), "task_id");
 
     Schedule in_bad_queue = Schedule::from_interval(1s, "f");
     in_bad_queue.queue_name = bad;
-    refused(io, backend.schedule_store().create_schedule(in_bad_queue), "schedule.queue_name");
+    refused(io, backend.schedule_store().async_create_schedule(in_bad_queue), "schedule.queue_name");
   }
 }
 
@@ -166,13 +166,13 @@ TEST_CASE("schedule ids that cannot be KV keys are refused before any network ca
     INFO("schedule id \"" << shown(bad) << "\"");
     Schedule s = Schedule::from_interval(1s, "f");
     s.id = bad;
-    refused(io, schedules.create_schedule(s), "schedule.id");
-    refused(io, schedules.save_schedule(s), "schedule.id");
-    refused(io, schedules.update_schedule(s, 1), "schedule.id");
-    refused(io, schedules.get_schedule(bad), "schedule_id");
-    refused(io, schedules.delete_schedule(bad), "schedule_id");
-    refused(io, schedules.pause_schedule(bad), "schedule_id");
-    refused(io, schedules.resume_schedule(bad), "schedule_id");
+    refused(io, schedules.async_create_schedule(s), "schedule.id");
+    refused(io, schedules.async_save_schedule(s), "schedule.id");
+    refused(io, schedules.async_update_schedule(s, 1), "schedule.id");
+    refused(io, schedules.async_get_schedule(bad), "schedule_id");
+    refused(io, schedules.async_delete_schedule(bad), "schedule_id");
+    refused(io, schedules.async_pause_schedule(bad), "schedule_id");
+    refused(io, schedules.async_resume_schedule(bad), "schedule_id");
   }
 }
 
@@ -369,11 +369,11 @@ TEST_CASE("garbage under result keys: reads name the key, listing and cleanup sk
   unreadable("mismatch", [&] { results.get("mismatch"); });
   unreadable("bad0", [&] { results.wait_for_result("bad0", 2s); });
 
-  const auto listed = results.list_results();
+  const auto listed = results.list();
   REQUIRE(listed.size() == 1);
   CHECK(listed[0].task_id == "good");
-  CHECK(results.cleanup_expired_results() == 0);
-  CHECK(results.delete_result("bad0"));  // whatever it holds, it can be removed
+  CHECK(results.cleanup_expired() == 0);
+  CHECK(results.remove("bad0"));  // whatever it holds, it can be removed
   CHECK_FALSE(results.get("bad0"));
   CHECK(f.log.count("skipping a stored value") >= static_cast<std::size_t>(n) + 2);
   connection_untouched(*f.backend);
@@ -416,7 +416,7 @@ TEST_CASE("garbage under schedule keys: listing, ready schedules and the schedul
     }
   }
   Scheduler scheduler(*f.backend);
-  CHECK(test::run_sync(*f.backend, scheduler.tick(now() + 2s)) == 1);
+  CHECK(test::run_sync(*f.backend, scheduler.async_tick(now() + 2s)) == 1);
   const auto tasks = f.backend->sync_task_queue().dequeue_batch({"beats"}, 10, 2s);
   CHECK(tasks.size() == 1);
   CHECK(f.backend->sync_task_queue().get_queue_size("default") == 0);  // nothing from the bad ones

@@ -230,7 +230,7 @@ TEST_CASE("least-privilege roles: a producer, a worker and a scheduler each do t
   CHECK(schedules.pause_schedule(every.id));
   CHECK(schedules.resume_schedule(every.id));
   Scheduler ticker(scheduler.backend);
-  const std::size_t fired = test::run_sync(scheduler.backend, ticker.tick(now() + 2s));
+  const std::size_t fired = test::run_sync(scheduler.backend, ticker.async_tick(now() + 2s));
   CHECK(fired == 1);
   const auto record = schedules.get_schedule(every.id);
   REQUIRE(record);
@@ -286,7 +286,7 @@ TEST_CASE("baseline with least-privilege users: 2000 tasks, 2 workers, nothing l
   for (auto& t : threads) t.join();
 
   std::set<std::string> stored;
-  for (const auto& r : producer.backend.sync_result_store().list_results(std::nullopt, kTasks + 10))
+  for (const auto& r : producer.backend.sync_result_store().list(std::nullopt, kTasks + 10))
     stored.insert(r.task_id);
   std::size_t lost = 0;
   for (const auto& t : tasks) lost += stored.count(t.id) ? 0 : 1;
@@ -351,7 +351,7 @@ TEST_CASE("baseline through the Worker with least-privilege users: 2000 tasks, 2
   REQUIRE(cancelled);
   CHECK(cancelled->status == ResultStatus::cancelled);
   std::map<std::string, TaskResult> stored;
-  for (auto& r : producer.backend.sync_result_store().list_results(std::nullopt, kTasks + 10))
+  for (auto& r : producer.backend.sync_result_store().list(std::nullopt, kTasks + 10))
     stored.emplace(r.task_id, r);
   std::size_t lost = 0;
   for (const auto& t : tasks) {

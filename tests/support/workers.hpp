@@ -83,7 +83,7 @@ inline Outcome outcome(NatsBackend& backend, const std::set<std::string>& ids, c
   Outcome o;
   o.enqueued = ids.size();
   std::set<std::string> done;
-  for (const auto& r : backend.sync_result_store().list_results(ResultStatus::success, ids.size() * 2 + 100))
+  for (const auto& r : backend.sync_result_store().list(ResultStatus::success, ids.size() * 2 + 100))
     if (ids.count(r.task_id)) done.insert(r.task_id);
   o.completed = done.size();
   for (const auto& e : backend.sync_event_log().get_events(std::nullopt, EventType::executing, std::nullopt,

@@ -3,6 +3,7 @@
 // reads and writes; these are the decisions.
 #include <catch2/catch.hpp>
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/multiple_exceptions.hpp>
 
 #include "omniq/detail/claim.hpp"
@@ -106,10 +107,14 @@ TEST_CASE("transient failures: timeouts, lost connections and elections are, ref
   CHECK_FALSE(is_transient(errc::decode_error));
   CHECK_FALSE(is_transient(errc::stream_full));  // the caller decides whether to wait for a drain
 
-  CHECK(is_transient(std::make_exception_ptr(Error(errc::timeout, "no reply"))));
-  CHECK_FALSE(is_transient(std::make_exception_ptr(Error(errc::permission_denied, "no"))));
-  CHECK_FALSE(is_transient(std::make_exception_ptr(std::runtime_error("a bug"))));
-  CHECK_FALSE(is_transient(std::exception_ptr{}));
+  CHECK(detail::is_transient(std::make_exception_ptr(Error(errc::timeout, "no reply"))));
+  CHECK(is_transient(make_error_code(errc::timeout)));
+  CHECK_FALSE(is_transient(make_error_code(errc::permission_denied)));
+  CHECK_FALSE(is_transient(boost::asio::error::make_error_code(boost::asio::error::operation_aborted)));
+  CHECK_FALSE(is_transient(error_code{}));
+  CHECK_FALSE(detail::is_transient(std::make_exception_ptr(Error(errc::permission_denied, "no"))));
+  CHECK_FALSE(detail::is_transient(std::make_exception_ptr(std::runtime_error("a bug"))));
+  CHECK_FALSE(detail::is_transient(std::exception_ptr{}));
 }
 
 TEST_CASE("transient failures: several parallel writes failing at once are judged by their first failure",
@@ -117,10 +122,10 @@ TEST_CASE("transient failures: several parallel writes failing at once are judge
   // What Asio's awaitable operators throw when more than one operation of a group fails.
   const auto both_timed_out = std::make_exception_ptr(
       boost::asio::multiple_exceptions(std::make_exception_ptr(Error(errc::timeout, "storing the result"))));
-  CHECK(is_transient(both_timed_out));
+  CHECK(detail::is_transient(both_timed_out));
   const auto refused = std::make_exception_ptr(
       boost::asio::multiple_exceptions(std::make_exception_ptr(Error(errc::permission_denied, "refused"))));
-  CHECK_FALSE(is_transient(refused));
+  CHECK_FALSE(detail::is_transient(refused));
 }
 
 TEST_CASE("server versions: parsed from what the server announces", "[claim][server]") {

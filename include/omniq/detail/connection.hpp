@@ -20,6 +20,8 @@
 #include <vector>
 
 #include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -97,6 +99,8 @@ struct FetchRequest {
   // Streaming: when set, each delivery is handed to it as it arrives (on a nats.c thread:
   // it must only store the message and return) instead of being collected for completion.
   std::function<void(JsMessage&&)> on_message{};
+  // Identifies the pull to cancel_fetch (set by async_fetch when its handler can be cancelled).
+  std::shared_ptr<const void> tag{};
 };
 
 // Invoked from any thread; it posts to the awaiter's executor (see post_to_associated).
@@ -162,7 +166,14 @@ class Connection {
   auto async_request(Request request, CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(std::exception_ptr, Reply)>(
         [this](auto handler, Request req) {
-          start_request(std::move(req), post_to_associated<std::exception_ptr, Reply>(std::move(handler), io_));
+          // A cancelled request completes with operation_aborted at once; its late reply is dropped.
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          const std::uint64_t id =
+              start_request(std::move(req), post_to_associated<std::exception_ptr, Reply>(std::move(handler), io_));
+          if (id != 0 && slot.is_connected())
+            slot.assign([this, id](asio::cancellation_type type) {
+              if (type != asio::cancellation_type::none) cancel_request(id);
+            });
         },
         token, std::move(request));
   }
@@ -175,8 +186,21 @@ class Connection {
   auto async_fetch(FetchRequest request, CompletionToken&& token) {
     return asio::async_initiate<CompletionToken, void(std::exception_ptr, std::vector<JsMessage>)>(
         [this](auto handler, FetchRequest req) {
+          // A cancelled pull completes with operation_aborted at once; what it had received and
+          // what still arrives for it is handed back (NAK).
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          std::string key;
+          if (slot.is_connected()) {
+            req.tag = std::make_shared<int>(0);
+            key = req.stream + "." + req.consumer;
+          }
+          std::shared_ptr<const void> tag = req.tag;
           start_fetch(std::move(req),
                       post_to_associated<std::exception_ptr, std::vector<JsMessage>>(std::move(handler), io_));
+          if (tag)
+            slot.assign([this, key = std::move(key), tag = std::move(tag)](asio::cancellation_type type) {
+              if (type != asio::cancellation_type::none) cancel_fetch(key, tag.get());
+            });
         },
         token, std::move(request));
   }
@@ -223,8 +247,11 @@ class Connection {
   void ensure_open() const;  // throws not_connected when there is no connection
 
  private:
-  void start_request(Request request, ReplyHandler handler);
+  // Returns the pending request's id (0 when it failed at once).
+  std::uint64_t start_request(Request request, ReplyHandler handler);
   void start_fetch(FetchRequest request, FetchHandler handler);
+  void cancel_request(std::uint64_t id);
+  void cancel_fetch(const std::string& key, const void* tag);
   friend struct ConnectionState;
 
   asio::any_io_executor io_;

@@ -1,18 +1,17 @@
-// Runs a coroutine of the backend to completion from a plain thread: the blocking twins.
+// The blocking forms: run an initiating function from a plain thread and wait for its
+// completion. Each blocking member of the Sync* classes is a one-liner over these.
 #pragma once
 
+#include <future>
 #include <optional>
 #include <string>
-#include <thread>
 #include <type_traits>
 #include <utility>
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
-#include <boost/asio/use_future.hpp>
 
+#include "omniq/async.hpp"
 #include "omniq/error.hpp"
 
 namespace omniq::detail {
@@ -27,50 +26,50 @@ inline bool running_in(const asio::any_io_executor& ex) {
   return false;
 }
 
-// An omniq::Error raised on the io thread, carried to the blocked caller as plain values and
-// thrown anew there. Handing over the exception object itself (an exception_ptr through the
-// future) would leave both threads sharing it, released through a reference count inside
-// libstdc++, which ThreadSanitizer cannot see: each failed blocking call read as a data race.
-struct CarriedError {
-  errc kind;
-  std::string message;
-};
-
-template <class T>
-asio::awaitable<std::optional<T>> carry_error(asio::awaitable<T> op, std::optional<CarriedError>& error) {
-  try {
-    co_return co_await std::move(op);
-  } catch (const Error& e) {
-    error.emplace(CarriedError{e.kind(), e.what()});
+// Starts `start(token)` (an initiating function given its token) and blocks the calling thread
+// until it completes; the error-code form. The completion runs on the backend's executor `ex`
+// and hands plain values over, never an exception object. Calling it from a thread that runs
+// `ex` would wait for itself: that completes with errc::wrong_thread at once instead.
+template <class T, class Start>
+T wait_blocking(const asio::any_io_executor& ex, const char* what, Start&& start, error_code& ec,
+                Diagnostics& diagnostics) {
+  ec.clear();
+  diagnostics.clear();
+  if (running_in(ex)) {
+    ec = make_error_code(errc::wrong_thread);
+    diagnostics.message = std::string(what) +
+                          ": blocking call made on the backend's own io thread (it would deadlock); "
+                          "co_await the asynchronous form there instead";
+    if constexpr (!std::is_void_v<T>) return T{};
+    else return;
   }
-  co_return std::nullopt;
-}
-
-inline asio::awaitable<void> carry_error(asio::awaitable<void> op, std::optional<CarriedError>& error) {
-  try {
-    co_await std::move(op);
-  } catch (const Error& e) {
-    error.emplace(CarriedError{e.kind(), e.what()});
-  }
-}
-
-// Blocks the calling thread until `op` completes on `ex`; rethrows its exception (an
-// omniq::Error as a new Error of the same kind and message). Calling it from a thread that
-// runs `ex` would wait for itself, so that is a clear error instead.
-template <class T>
-T run_blocking(const asio::any_io_executor& ex, asio::awaitable<T> op, const char* what) {
-  if (running_in(ex))
-    throw_error(errc::wrong_thread, std::string(what) +
-                                        ": blocking call made on the backend's own io thread (it would deadlock); "
-                                        "co_await the coroutine API there instead");
-  std::optional<CarriedError> error;  // written on the io thread before the future is ready
   if constexpr (std::is_void_v<T>) {
-    asio::co_spawn(ex, carry_error(std::move(op), error), asio::use_future).get();
-    if (error) throw Error(error->kind, error->message);
+    std::promise<error_code> done;
+    std::forward<Start>(start)(bind_diagnostics(diagnostics, [&done](error_code e) { done.set_value(e); }));
+    ec = done.get_future().get();
   } else {
-    std::optional<T> result = asio::co_spawn(ex, carry_error(std::move(op), error), asio::use_future).get();
-    if (error) throw Error(error->kind, error->message);
-    return std::move(*result);
+    std::promise<std::pair<error_code, T>> done;
+    std::forward<Start>(start)(bind_diagnostics(diagnostics, [&done](error_code e, T value) {
+      done.set_value(std::pair<error_code, T>(e, std::move(value)));
+    }));
+    auto [e, value] = done.get_future().get();
+    ec = e;
+    return std::move(value);
+  }
+}
+
+// The throwing form: an omniq::Error with the same code and message the error-code form reports.
+template <class T, class Start>
+T wait_blocking(const asio::any_io_executor& ex, const char* what, Start&& start) {
+  error_code ec;
+  Diagnostics diagnostics;
+  if constexpr (std::is_void_v<T>) {
+    wait_blocking<void>(ex, what, std::forward<Start>(start), ec, diagnostics);
+    throw_if_failed(ec, diagnostics);
+  } else {
+    T value = wait_blocking<T>(ex, what, std::forward<Start>(start), ec, diagnostics);
+    throw_if_failed(ec, diagnostics);
+    return value;
   }
 }
 
