@@ -1,3 +1,4 @@
+#include "omniq/detail/connection.hpp"
 #include "omniq/backend.hpp"
 
 #include <boost/asio/use_awaitable.hpp>
@@ -103,6 +104,14 @@ void NatsBackend::close_sync() {
 void NatsBackend::close_sync(error_code& ec, Diagnostics& diag) {
   detail::wait_blocking<void>(executor_, "NatsBackend::close_sync", [&](auto t) { return async_close(t); }, ec, diag);
 }
+
+bool NatsBackend::is_connected() const noexcept { return connection_->is_connected(); }
+const Config& NatsBackend::config() const noexcept { return connection_->config(); }
+spdlog::logger& NatsBackend::log() const noexcept { return connection_->log(); }
+
+namespace detail {
+Connection& connection_of(NatsBackend& backend) noexcept { return backend.connection(); }
+}  // namespace detail
 
 NatsBackend::Parts& NatsBackend::parts() {
   std::lock_guard lock(parts_mu_);

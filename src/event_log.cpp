@@ -1,6 +1,9 @@
 // The event log: task lifecycle events in a JetStream stream with limits retention, one subject
 // per event type and task. Queries and followers read through ephemeral consumers (readers)
 // whose subject filter and start position the server applies. docs/event-log.md explains it.
+#include "omniq/detail/connection.hpp"
+#include "omniq/detail/doorbell.hpp"
+#include "omniq/detail/ensure.hpp"
 #include "omniq/event_log.hpp"
 
 #include <algorithm>
@@ -116,7 +119,7 @@ asio::awaitable<void> EventLog::ensure() {
   auto make = [&c = backend_.config()] {
     return [spec = detail::events_stream_spec(c)](natsConnection*, jsCtx* js) { detail::ensure_stream(js, spec); };
   };
-  co_await provisioned_.ensure(backend_.connection(), std::move(make));
+  co_await detail::ensure_once(provisioned_, backend_.connection(), std::move(make));
 }
 
 asio::awaitable<StreamReport> EventLog::info() {

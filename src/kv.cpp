@@ -1,3 +1,4 @@
+#include "omniq/detail/doorbell.hpp"
 #include "omniq/detail/kv.hpp"
 
 #include <boost/asio/steady_timer.hpp>

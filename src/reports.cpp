@@ -1,6 +1,7 @@
 // What the server reports about a stream or bucket, read on the blocking pool.
 #include <boost/asio/use_awaitable.hpp>
 
+#include "omniq/detail/ensure.hpp"
 #include "omniq/detail/provisioned.hpp"
 #include "omniq/detail/provisioning.hpp"
 
@@ -19,7 +20,7 @@ asio::awaitable<BucketReport> bucket_report(Connection& connection, std::string 
 asio::awaitable<void> ensure_bucket_once(Provisioned& provisioned, Connection& connection,
                                          const BucketSettings& settings) {
   auto make = [&settings] { return [settings](natsConnection*, jsCtx* js) { ensure_bucket(js, settings); }; };
-  co_await provisioned.ensure(connection, std::move(make));
+  co_await ensure_once(provisioned, connection, std::move(make));
 }
 
 }  // namespace omniq::detail

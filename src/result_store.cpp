@@ -1,4 +1,7 @@
 // The result store: task results in a KV bucket with a bucket TTL.
+#include "omniq/detail/connection.hpp"
+#include "omniq/detail/doorbell.hpp"
+#include "omniq/detail/ensure.hpp"
 #include "omniq/result_store.hpp"
 
 #include "omniq/detail/kv.hpp"
@@ -9,7 +12,7 @@ namespace omniq {
 
 namespace {
 detail::KvBucket bucket_of(NatsBackend& backend) {
-  return detail::KvBucket(backend.connection(), backend.config().results_bucket.name);
+  return detail::KvBucket(detail::connection_of(backend), backend.config().results_bucket.name);
 }
 
 // A stored result, or decode_error naming its key: any client allowed to publish on the
@@ -61,7 +64,8 @@ asio::awaitable<std::optional<std::uint64_t>> ResultStore::update(TaskResult res
   co_return co_await bucket.update(result.task_id, std::move(value), expected_revision);
 }
 
-asio::awaitable<std::optional<ResultRecord>> ResultStore::read(std::string task_id, detail::Served served) {
+asio::awaitable<std::optional<ResultRecord>> ResultStore::read(std::string task_id, bool by_leader) {
+  const detail::Served served = by_leader ? detail::Served::by_leader : detail::Served::by_any_replica;
   validate_token("task_id", task_id);
   co_await ensure();
   auto bucket = bucket_of(backend_);
@@ -71,11 +75,11 @@ asio::awaitable<std::optional<ResultRecord>> ResultStore::read(std::string task_
 }
 
 asio::awaitable<std::optional<ResultRecord>> ResultStore::get_record(std::string task_id) {
-  co_return co_await read(std::move(task_id), detail::Served::by_leader);
+  co_return co_await read(std::move(task_id), true);
 }
 
 asio::awaitable<std::optional<TaskResult>> ResultStore::get(std::string task_id) {
-  auto record = co_await read(std::move(task_id), detail::Served::by_any_replica);
+  auto record = co_await read(std::move(task_id), false);
   // The result's own ttl, before the bucket's.
   if (!record || record->result.is_expired(now())) co_return std::nullopt;
   co_return std::move(record->result);

@@ -1,4 +1,6 @@
 // The schedule store: schedules in a KV bucket without TTL, updated by compare-and-swap.
+#include "omniq/detail/connection.hpp"
+#include "omniq/detail/ensure.hpp"
 #include "omniq/schedule_store.hpp"
 
 #include <algorithm>
@@ -12,7 +14,7 @@ namespace omniq {
 
 namespace {
 detail::KvBucket bucket_of(NatsBackend& backend) {
-  return detail::KvBucket(backend.connection(), backend.config().schedules_bucket.name);
+  return detail::KvBucket(detail::connection_of(backend), backend.config().schedules_bucket.name);
 }
 constexpr int kChangeAttempts = 10;  // compare-and-swap retries of pause / resume
 

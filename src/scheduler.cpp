@@ -1,6 +1,8 @@
 // The scheduler: enqueue first (idempotent by occurrence), then advance the schedule by
 // compare-and-swap. A crash between the two re-enqueues the same occurrence on the next
 // tick, which the tasks stream deduplicates; of several schedulers only one advances it.
+#include "omniq/detail/connection.hpp"
+#include "omniq/detail/doorbell.hpp"
 #include "omniq/scheduler.hpp"
 
 #include "launch.hpp"

@@ -1,6 +1,9 @@
 // The task queue: enqueue as JetStream publishes with a dedup id, dequeue as pulls from one
 // durable consumer per (queue, lane), task state in a KV bucket written only on changes after
 // enqueue. docs/task-queue.md explains the layout and the guarantees.
+#include "omniq/detail/connection.hpp"
+#include "omniq/detail/doorbell.hpp"
+#include "omniq/detail/ensure.hpp"
 #include "omniq/task_queue.hpp"
 
 #include <algorithm>
@@ -203,7 +206,7 @@ asio::awaitable<void> TaskQueue::ensure() {
       detail::ensure_bucket(js, state);
     };
   };
-  co_await provisioned_.ensure(backend_.connection(), std::move(make));
+  co_await detail::ensure_once(provisioned_, backend_.connection(), std::move(make));
 }
 
 asio::awaitable<void> TaskQueue::ensure_tasks_stream() {
@@ -211,7 +214,7 @@ asio::awaitable<void> TaskQueue::ensure_tasks_stream() {
   auto make = [&c = backend_.config()] {
     return [tasks = detail::tasks_stream_spec(c)](natsConnection*, jsCtx* js) { detail::ensure_stream(js, tasks); };
   };
-  co_await tasks_stream_provisioned_.ensure(backend_.connection(), std::move(make));
+  co_await detail::ensure_once(tasks_stream_provisioned_, backend_.connection(), std::move(make));
 }
 
 asio::awaitable<StreamReport> TaskQueue::info() {

@@ -2,6 +2,7 @@
 // (fetch loop, per-task coroutines, heartbeat, cancellation watch); blocking handlers run on
 // the worker's own thread pool and post their outcome back to the strand. docs/worker.md has
 // the per-task steps and what they guarantee.
+#include "omniq/detail/connection.hpp"
 #include "omniq/worker.hpp"
 
 #include <cxxabi.h>

@@ -1,3 +1,4 @@
+#include "omniq/detail/ensure.hpp"
 #include "omniq/detail/worker_registry.hpp"
 
 #include <algorithm>

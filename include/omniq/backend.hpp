@@ -16,10 +16,17 @@
 
 #include "omniq/async.hpp"
 #include "omniq/config.hpp"
-#include "omniq/detail/connection.hpp"
 #include "omniq/reports.hpp"
 
 namespace omniq {
+
+class NatsBackend;
+namespace detail {
+class Connection;
+class WorkerRegistry;
+// The backend's connection, for omniq's own tests and tools (not a public API).
+Connection& connection_of(NatsBackend& backend) noexcept;
+}  // namespace detail
 
 namespace asio = boost::asio;
 
@@ -75,7 +82,7 @@ class NatsBackend {
   void provision_sync();
   void provision_sync(error_code& ec, Diagnostics& diag);
 
-  bool is_connected() const noexcept { return connection_->is_connected(); }
+  bool is_connected() const noexcept;
 
   TaskQueue& task_queue();
   ResultStore& result_store();
@@ -86,12 +93,24 @@ class NatsBackend {
   SyncEventLog& sync_event_log();
   SyncScheduleStore& sync_schedule_store();
 
-  const Config& config() const noexcept { return connection_->config(); }
+  const Config& config() const noexcept;
   asio::any_io_executor get_executor() const noexcept { return executor_; }
-  spdlog::logger& log() const noexcept { return connection_->log(); }
-  detail::Connection& connection() noexcept { return *connection_; }
+  spdlog::logger& log() const noexcept;
 
  private:
+  // The parts share the one connection; it is not part of the public API.
+  friend class TaskQueue;
+  friend class Lease;
+  friend class ResultStore;
+  friend class EventLog;
+  friend class EventFollower;
+  friend class ScheduleStore;
+  friend class Scheduler;
+  friend class Worker;
+  friend class detail::WorkerRegistry;
+  friend detail::Connection& detail::connection_of(NatsBackend& backend) noexcept;
+  detail::Connection& connection() noexcept { return *connection_; }
+
   asio::awaitable<void> connect();
   asio::awaitable<void> close();
   asio::awaitable<void> provision();

@@ -13,7 +13,6 @@
 
 #include "omniq/async.hpp"
 #include "omniq/backend.hpp"
-#include "omniq/detail/kv.hpp"
 #include "omniq/detail/provisioned.hpp"
 #include "omniq/detail/sync.hpp"
 #include "omniq/models/result.hpp"
@@ -154,7 +153,7 @@ class ResultStore {
   asio::awaitable<std::optional<TaskResult>> wait_for_result(std::string task_id, Duration timeout);
 
   std::string checked_value(const TaskResult& result) const;
-  asio::awaitable<std::optional<ResultRecord>> read(std::string task_id, detail::Served served);
+  asio::awaitable<std::optional<ResultRecord>> read(std::string task_id, bool by_leader);
   NatsBackend& backend_;
   detail::Provisioned provisioned_;
 };

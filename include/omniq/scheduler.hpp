@@ -15,11 +15,14 @@
 
 #include "omniq/async.hpp"
 #include "omniq/backend.hpp"
-#include "omniq/detail/doorbell.hpp"
 #include "omniq/models/schedule.hpp"
 #include "omniq/schedule_store.hpp"
 
 namespace omniq {
+
+namespace detail {
+class Doorbell;
+}
 
 // What a scheduler does with occurrences it finds more than `late_after` in the past (the
 // scheduler was down): fire one task now for all of them, or skip to the next occurrence.

@@ -21,8 +21,6 @@
 
 #include "omniq/async.hpp"
 #include "omniq/backend.hpp"
-#include "omniq/detail/connection.hpp"
-#include "omniq/detail/doorbell.hpp"
 #include "omniq/detail/provisioned.hpp"
 #include "omniq/detail/sync.hpp"
 #include "omniq/models/task.hpp"
@@ -38,6 +36,8 @@ class Scheduler;
 namespace detail {
 struct WorkerRun;
 struct TaskFeed;  // deliveries prefetched by the lane watchers of one queue (src/task_queue.cpp)
+struct JsMessage;
+class Doorbell;
 }
 
 // A dequeued task: a lease on its message until it is settled. Settle it exactly once with

@@ -184,7 +184,7 @@ TEST_CASE("a read through the stream's leader sees a key's value, revision and h
           "[claims]") {
   Fixture f;
   f.results().ensure();
-  detail::KvBucket bucket(f.backend->connection(), f.config.results_bucket.name);
+  detail::KvBucket bucket(omniq::detail::connection_of(*f.backend), f.config.results_bucket.name);
   const std::string value = "{\"binary\":\"\\u0001\\u00ff\"} with bytes \x01\x7f";
   const auto revision = test::run_sync(*f.backend, bucket.put("k1", value));
   const auto read = test::run_sync(*f.backend, bucket.get("k1", detail::Served::by_leader));
@@ -195,7 +195,7 @@ TEST_CASE("a read through the stream's leader sees a key's value, revision and h
   test::run_sync(*f.backend, bucket.erase("k1"));
   CHECK_FALSE(test::run_sync(*f.backend, bucket.get("k1", detail::Served::by_leader)));
   const auto marker = test::run_sync(
-      *f.backend, detail::leader_get_last(f.backend->connection(), bucket.stream(), bucket.subject("k1")));
+      *f.backend, detail::leader_get_last(omniq::detail::connection_of(*f.backend), bucket.stream(), bucket.subject("k1")));
   REQUIRE(marker);
   CHECK(marker->header("KV-Operation") == "PURGE");
   // Created again over the delete marker, which the create finds through the leader.

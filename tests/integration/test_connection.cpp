@@ -50,7 +50,7 @@ TEST_CASE("a backend on the caller's io_context connects and closes", "[connecti
   CHECK_FALSE(backend.is_connected());
   test::run(io, backend.async_connect());
   CHECK(backend.is_connected());
-  CHECK(backend.connection().max_payload() == 1024 * 1024);
+  CHECK(omniq::detail::connection_of(backend).max_payload() == 1024 * 1024);
   test::run(io, backend.async_close());
   CHECK_FALSE(backend.is_connected());
   // close is idempotent
@@ -77,7 +77,7 @@ TEST_CASE("a request completes on the awaiting coroutine's thread, never on a na
   const auto io_thread = std::this_thread::get_id();  // test::run runs io here
   auto [reply, resumed_on] = test::run(io, [&]() -> asio::awaitable<std::pair<detail::Reply, std::thread::id>> {
     detail::Request req{.subject = backend.config().tasks_subject + ".bridge.check", .data = "payload"};
-    auto r = co_await backend.connection().async_request(std::move(req), use_awaitable);
+    auto r = co_await omniq::detail::connection_of(backend).async_request(std::move(req), use_awaitable);
     co_return std::pair{r, std::this_thread::get_id()};
   }());
   CHECK(resumed_on == io_thread);
@@ -97,7 +97,7 @@ TEST_CASE("many requests in flight all complete", "[connection][bridge]") {
   for (int i = 0; i < n; ++i) {
     asio::co_spawn(io, [&, i]() -> asio::awaitable<void> {
       detail::Request req{.subject = "omniq.events.enqueued.t" + std::to_string(i), .data = "{}"};
-      auto r = co_await backend.connection().async_request(std::move(req), use_awaitable);
+      auto r = co_await omniq::detail::connection_of(backend).async_request(std::move(req), use_awaitable);
       if (r.data.find("\"seq\"") != std::string::npos) ++acked;
     }, asio::detached);
   }
@@ -152,7 +152,7 @@ TEST_CASE("publishes and requests reach the server in the order they were made, 
   asio::io_context io;
   NatsBackend backend(io.get_executor(), test::config_for(server));
   test::run(io, backend.async_connect());
-  auto& c = backend.connection();
+  auto& c = omniq::detail::connection_of(backend);
   std::vector<std::string> publishes, requests;
   std::atomic<std::size_t> replies{0};
   // Turns of 200, 1, 2, 150 and 1 messages, one after the other on the io thread: a large
@@ -195,7 +195,7 @@ TEST_CASE("a publish that cannot be sent is refused at once", "[connection][brid
   test::run(io, backend.async_connect());
   const std::string big(1024 * 1024 + 1, 'x');
   try {
-    backend.connection().publish("omniq.test.big", big);
+    omniq::detail::connection_of(backend).publish("omniq.test.big", big);
     FAIL("expected payload_too_large");
   } catch (const Error& e) {
     CHECK(e.kind() == errc::payload_too_large);
@@ -204,16 +204,16 @@ TEST_CASE("a publish that cannot be sent is refused at once", "[connection][brid
   // Headers count as nats.c encodes them: "NATS/1.0\r\n", "Nats-Msg-Id: abc\r\n", "\r\n" = 30
   // bytes. Exactly max_payload goes out; one byte more is refused.
   const std::vector<detail::Header> headers{{"Nats-Msg-Id", "abc"}};
-  CHECK_NOTHROW(backend.connection().publish("omniq.test.big", std::string(1024 * 1024 - 30, 'x'), headers));
+  CHECK_NOTHROW(omniq::detail::connection_of(backend).publish("omniq.test.big", std::string(1024 * 1024 - 30, 'x'), headers));
   try {
-    backend.connection().publish("omniq.test.big", std::string(1024 * 1024 - 29, 'x'), headers);
+    omniq::detail::connection_of(backend).publish("omniq.test.big", std::string(1024 * 1024 - 29, 'x'), headers);
     FAIL("expected payload_too_large with headers");
   } catch (const Error& e) {
     CHECK(e.kind() == errc::payload_too_large);
     CHECK_THAT(e.what(), Catch::Contains("1048577 bytes"));
   }
   try {
-    test::run(io, backend.connection().async_request(
+    test::run(io, omniq::detail::connection_of(backend).async_request(
                       {.subject = "omniq.test.big", .data = std::string(1024 * 1024 - 29, 'x'), .headers = headers},
                       use_awaitable));
     FAIL("expected payload_too_large for a request with headers");
@@ -221,17 +221,17 @@ TEST_CASE("a publish that cannot be sent is refused at once", "[connection][brid
     CHECK(e.kind() == errc::payload_too_large);
   }
   try {
-    backend.connection().publish("omniq.test.a b", "x");
+    omniq::detail::connection_of(backend).publish("omniq.test.a b", "x");
     FAIL("expected invalid_name");
   } catch (const Error& e) {
     CHECK(e.kind() == errc::invalid_name);
   }
   // A reply after them: the server has read the exactly-max publish without closing us.
-  test::run(io, backend.connection().async_request({.subject = "$JS.API.INFO"}, use_awaitable));
+  test::run(io, omniq::detail::connection_of(backend).async_request({.subject = "$JS.API.INFO"}, use_awaitable));
   CHECK(backend.is_connected());
   test::run(io, backend.async_close());
   try {
-    backend.connection().publish("omniq.test.late", "x");
+    omniq::detail::connection_of(backend).publish("omniq.test.late", "x");
     FAIL("expected an error after close");
   } catch (const Error& e) {
     CHECK((e.kind() == errc::not_connected || e.kind() == errc::closed));
@@ -246,7 +246,7 @@ TEST_CASE("a request without a reply times out with a clear error", "[connection
   test::run(io, backend.async_connect());
   const auto started = std::chrono::steady_clock::now();
   try {
-    test::run(io, backend.connection().async_request({.subject = "omniq.test.silent", .timeout = 300ms}, use_awaitable));
+    test::run(io, omniq::detail::connection_of(backend).async_request({.subject = "omniq.test.silent", .timeout = 300ms}, use_awaitable));
     FAIL("expected a timeout");
   } catch (const Error& e) {
     CHECK(e.kind() == errc::timeout);
@@ -266,7 +266,7 @@ TEST_CASE("closing the backend fails every pending request with errc::closed", "
     asio::co_spawn(io, [&]() -> asio::awaitable<void> {
       try {
         detail::Request req{.subject = "omniq.test.silent", .timeout = 30s};
-        co_await backend.connection().async_request(std::move(req), use_awaitable);
+        co_await omniq::detail::connection_of(backend).async_request(std::move(req), use_awaitable);
       } catch (const Error& e) {
         if (e.kind() == errc::closed) ++closed_errors;
       }
@@ -288,7 +288,7 @@ TEST_CASE("a request before connect fails with not_connected", "[connection][bri
   c.servers = {"nats://127.0.0.1:1"};
   NatsBackend backend(io.get_executor(), c);
   try {
-    test::run(io, backend.connection().async_request({.subject = "omniq.x"}, use_awaitable));
+    test::run(io, omniq::detail::connection_of(backend).async_request({.subject = "omniq.x"}, use_awaitable));
     FAIL("expected not_connected");
   } catch (const Error& e) {
     CHECK(e.kind() == errc::not_connected);
@@ -302,7 +302,7 @@ TEST_CASE("a payload over max_payload is refused before sending, naming the limi
   test::run(io, backend.async_connect());
   std::string big(1024 * 1024 + 1, 'x');
   try {
-    test::run(io, backend.connection().async_request({.subject = "omniq.tasks.q.x", .data = big}, use_awaitable));
+    test::run(io, omniq::detail::connection_of(backend).async_request({.subject = "omniq.tasks.q.x", .data = big}, use_awaitable));
     FAIL("expected payload_too_large");
   } catch (const Error& e) {
     CHECK(e.kind() == errc::payload_too_large);
@@ -318,7 +318,7 @@ TEST_CASE("a subject with whitespace is refused before sending and the connectio
   test::run(io, backend.async_connect());
   for (std::string bad : {"omniq.tasks.a b", "omniq.tasks.a\tb", "omniq.tasks.a\r\nb", "omniq..tasks", ""}) {
     try {
-      test::run(io, backend.connection().async_request({.subject = bad}, use_awaitable));
+      test::run(io, omniq::detail::connection_of(backend).async_request({.subject = bad}, use_awaitable));
       FAIL("expected invalid_name for " << bad);
     } catch (const Error& e) {
       CHECK(e.kind() == errc::invalid_name);

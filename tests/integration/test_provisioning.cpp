@@ -120,7 +120,7 @@ TEST_CASE("an existing stream is brought to the configured limits and keeps its 
     test::run(io, first.async_connect());
     test::run(io, first.event_log().async_ensure());
     for (int i = 0; i < 3; ++i)
-      test::run(io, first.connection().async_request({.subject = "omniq.events.enqueued.t" + std::to_string(i)},
+      test::run(io, omniq::detail::connection_of(first).async_request({.subject = "omniq.events.enqueued.t" + std::to_string(i)},
                                                      asio::use_awaitable));
     test::run(io, first.async_close());
   }

@@ -605,7 +605,7 @@ TEST_CASE("enqueue provisions and checks only the tasks stream, not the dead-let
       } catch (const Error&) {
         co_return false;
       }
-    }(f.backend->connection(), stream));
+    }(omniq::detail::connection_of(*f.backend), stream));
   };
   CHECK(info(f.config.tasks_stream.name));
   CHECK_FALSE(info(f.config.dead_letter_stream.name));

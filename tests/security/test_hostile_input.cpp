@@ -180,7 +180,7 @@ TEST_CASE("a task, result, event or schedule of max_payload + 1 bytes is refused
           "[security][hostile]") {
   Fixture f;
   NatsBackend& backend = *f.backend;
-  const auto max = static_cast<std::size_t>(backend.connection().max_payload());
+  const auto max = static_cast<std::size_t>(omniq::detail::connection_of(backend).max_payload());
   REQUIRE(max > 0);
   auto require_too_large = [&](auto&& op, const std::string& what) {
     try {

@@ -386,7 +386,7 @@ TEST_CASE("an operation outside a role's permissions fails at once with permissi
     CHECK_THAT(why, Catch::Contains("\"$JS.API.CONSUMER.CREATE.OMNIQ_EVENTS\""));
   }
   SECTION("a worker may not delete a stream") {
-    auto& connection = worker.backend.connection();
+    auto& connection = omniq::detail::connection_of(worker.backend);
     const std::string why = denied([&] {
       test::run_sync(worker.backend, detail::api_request(connection, "STREAM.DELETE.OMNIQ_TASKS", nlohmann::json(),
                                                          "deleting stream OMNIQ_TASKS"));
@@ -409,7 +409,7 @@ TEST_CASE("an operation outside a role's permissions fails at once with permissi
                Catch::Contains("user \"omniq_scheduler\"") && Catch::Contains("$JS.API.DIRECT.GET.OMNIQ_TASKS"));
   }
   SECTION("a refused fire-and-forget publish is logged once at error level, however often it is repeated") {
-    for (int i = 0; i < 3; ++i) scheduler.backend.connection().publish("omniq.dlq.default.forged", "{}");
+    for (int i = 0; i < 3; ++i) omniq::detail::connection_of(scheduler.backend).publish("omniq.dlq.default.forged", "{}");
     const auto until = Steady::now() + 5s;
     while (scheduler.log.count("omniq.dlq.default.forged") < 3 && Steady::now() < until)
       std::this_thread::sleep_for(10ms);

@@ -25,6 +25,7 @@
 #include <spdlog/logger.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 
+#include "omniq/detail/connection.hpp"
 #include "omniq/backend.hpp"
 #include "omniq/config.hpp"
 #include "omniq/local_server.hpp"
@@ -138,7 +139,7 @@ struct CapturedLog {
 // How many times the backend's connection reconnected (nats.c's statistics): 0 means the
 // server never dropped it.
 inline std::uint64_t reconnects(NatsBackend& backend) {
-  detail::HandleLease handles = backend.connection().lease_handles();
+  detail::HandleLease handles = omniq::detail::connection_of(backend).lease_handles();
   natsStatistics* stats = nullptr;
   REQUIRE(natsStatistics_Create(&stats) == NATS_OK);
   REQUIRE(natsConnection_GetStats(handles.nats(), stats) == NATS_OK);

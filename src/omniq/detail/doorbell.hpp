@@ -17,6 +17,8 @@
 
 namespace omniq::detail {
 
+namespace asio = boost::asio;
+
 class Doorbell {
  public:
   explicit Doorbell(asio::any_io_executor executor) : channel_(executor, 1) {}
