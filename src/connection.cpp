@@ -1,4 +1,6 @@
 #include "omniq/detail/connection.hpp"
+#include "omniq/detail/request_table.hpp"
+#include "omniq/detail/violation.hpp"
 #include "omniq/detail/server_version.hpp"
 
 #include <algorithm>
@@ -68,36 +70,9 @@ std::string slot_key(std::string_view stream, std::string_view consumer) {
   return key;
 }
 
-// ---- permission violations -----------------------------------------------------------------
-// The server refuses a publish or subscription the user may not make with an asynchronous
-// -ERR, which nats.c hands only to the error handler: 'Permissions Violation for Publish to
-// "<subject>"', '... for Subscription to "<subject>"[ using queue "<q>"]' or '... for Publish
-// with Reply of "<reply>"'. nats.c keeps 256 bytes of it, so a long subject can be cut short.
+// ---- permission violations (parsed in src/violation.cpp) ----------------------------------
 constexpr std::string_view kPullSubjectPrefix = "$JS.API.CONSUMER.MSG.NEXT.";
 constexpr std::size_t kMaxViolationsLogged = 256;  // distinct texts logged at error level
-
-struct Violation {
-  enum Kind { publish, reply, subscription } kind = publish;
-  std::string subject;
-  bool truncated = false;  // the closing quote was cut off: `subject` is a prefix
-  bool matches(std::string_view s) const { return truncated ? s.starts_with(subject) : s == subject; }
-};
-
-std::optional<Violation> parse_violation(std::string_view text) {
-  constexpr std::string_view marker = "Permissions Violation for ";
-  const auto at = text.find(marker);
-  if (at == std::string_view::npos) return std::nullopt;
-  const std::string_view rest = text.substr(at + marker.size());
-  Violation v;
-  if (rest.starts_with("Publish with Reply")) v.kind = Violation::reply;
-  else if (rest.starts_with("Subscription")) v.kind = Violation::subscription;
-  const auto open = rest.find('"');
-  if (open == std::string_view::npos) return std::nullopt;
-  const auto close = rest.find('"', open + 1);
-  v.truncated = close == std::string_view::npos;
-  v.subject = std::string(rest.substr(open + 1, v.truncated ? std::string_view::npos : close - open - 1));
-  return v;
-}
 
 // The user as error messages name it.
 std::string describe_user(const Config& c) {
@@ -105,14 +80,6 @@ std::string describe_user(const Config& c) {
   if (!c.token.empty()) return "the user of the configured token";
   if (!c.tls_cert.empty()) return "the user of client certificate " + c.tls_cert;
   return "this connection's user";
-}
-
-std::string describe_violation(const Violation& v, const std::string& who, std::string_view server_text) {
-  const char* action = v.kind == Violation::subscription ? "subscribe to"
-                       : v.kind == Violation::reply      ? "publish with the reply subject"
-                                                         : "publish to";
-  return who + " may not " + action + " \"" + v.subject + (v.truncated ? "..." : "") +
-         "\" (the NATS server refused it: " + std::string(server_text) + ")";
 }
 
 }  // namespace
@@ -336,16 +303,13 @@ thread_local bool SocketLoop::flushing_here = false;
 // their own shared_ptr (freed in the subscription's completion and the closed callback), so
 // the state outlives any callback still running after close.
 struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
-  struct Pending {
-    ReplyHandler handler;
-    SteadyClock::time_point deadline;
-    std::string subject;
-  };
+  using Requests = RequestTable<ReplyHandler>;
+  using Pending = Requests::Pending;
 
   std::shared_ptr<spdlog::logger> logger;
 
   std::mutex mu;
-  std::unordered_map<std::uint64_t, Pending> pending;  // guarded by mu
+  Requests pending;  // guarded by mu
   bool open = false;                                   // guarded by mu
   std::uint64_t next_id = 1;                           // guarded by mu
 
@@ -480,11 +444,7 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
 
   std::optional<Pending> take(std::uint64_t id) {
     std::lock_guard lock(mu);
-    auto it = pending.find(id);
-    if (it == pending.end()) return std::nullopt;
-    Pending p = std::move(it->second);
-    pending.erase(it);
-    return p;
+    return pending.take(id);
   }
 
   // Adds `o` to the outbox; the first one of a turn schedules the send on `io`.
@@ -550,15 +510,15 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   }
 
   void fail_all(errc kind, const std::string& why) {
-    std::unordered_map<std::uint64_t, Pending> failed;
+    std::vector<Pending> failed;
     std::unordered_map<std::string, FetchSlot> failed_fetches;
     {
       std::lock_guard lock(mu);
-      failed.swap(pending);
+      failed = pending.take_all();
       failed_fetches.swap(fetch_slots);
       fetch_ids.clear();
     }
-    for (auto& [id, p] : failed)
+    for (auto& p : failed)
       complete(std::move(p), std::make_exception_ptr(Error(kind, "request on " + p.subject + ": " + why)), {});
     for (auto& [key, slot] : failed_fetches) {
       auto error = std::make_exception_ptr(Error(kind, "pull from consumer " + key + ": " + why));
@@ -579,14 +539,7 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
           slot.active.reset();
         }
       }
-      for (auto it = pending.begin(); it != pending.end();) {
-        if (it->second.deadline <= now) {
-          expired.push_back(std::move(it->second));
-          it = pending.erase(it);
-        } else {
-          ++it;
-        }
-      }
+      expired = pending.take_expired(now);
     }
     for (auto& [key, f] : expired_fetches) {
       // Messages already received are returned; a pull that got nothing is a timeout.
@@ -770,14 +723,7 @@ void ConnectionState::on_permission_violation(const std::string& server_text) {
     } else if (v->kind == Violation::reply) {
       replies_denied = v->subject.starts_with(inbox_base);  // every request uses this reply prefix
     } else {
-      for (auto it = pending.begin(); it != pending.end();) {
-        if (v->matches(it->second.subject)) {
-          requests.push_back(std::move(it->second));
-          it = pending.erase(it);
-        } else {
-          ++it;
-        }
-      }
+      requests = pending.take_if([&v](const Pending& p) { return v->matches(p.subject); });
       if (v->subject.starts_with(kPullSubjectPrefix)) {
         for (auto& [key, slot] : fetch_slots) {
           if (!v->matches(std::string(kPullSubjectPrefix) + key)) continue;
@@ -1191,7 +1137,7 @@ std::uint64_t Connection::start_request(Request request, ReplyHandler handler) {
   const auto deadline = SteadyClock::now() + request.timeout.value_or(config_.request_timeout);
   {
     std::lock_guard lock(state->mu);
-    state->pending.emplace(id, ConnectionState::Pending{std::move(handler), deadline, std::move(request.subject)});
+    state->pending.add(id, ConnectionState::Pending{std::move(handler), deadline, std::move(request.subject)});
   }
   // Registered before publishing: the reply can arrive before the publish returns.
   state->queue(io_, std::move(out));

@@ -137,7 +137,7 @@ class Worker {
       std::function<nlohmann::json(TaskContext&, const nlohmann::json& args, const nlohmann::json& kwargs)>;
 
   // Throws omniq::Error(invalid_argument) for bad options (see WorkerOptions::validate).
-  Worker(NatsBackend& backend, WorkerOptions options = {});
+  explicit Worker(NatsBackend& backend, WorkerOptions options = {});
   // Asks a running worker to stop (as stop()). Waits for blocking handlers still running.
   ~Worker();
   Worker(const Worker&) = delete;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <future>
+#include <memory>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -43,16 +44,20 @@ T wait_blocking(const asio::any_io_executor& ex, const char* what, Start&& start
     if constexpr (!std::is_void_v<T>) return T{};
     else return;
   }
+  // The promise is shared with the handler: the io thread may still be inside set_value when
+  // this thread, woken, returns.
   if constexpr (std::is_void_v<T>) {
-    std::promise<error_code> done;
-    std::forward<Start>(start)(bind_diagnostics(diagnostics, [&done](error_code e) { done.set_value(e); }));
-    ec = done.get_future().get();
+    auto done = std::make_shared<std::promise<error_code>>();
+    auto outcome = done->get_future();
+    std::forward<Start>(start)(bind_diagnostics(diagnostics, [done](error_code e) { done->set_value(e); }));
+    ec = outcome.get();
   } else {
-    std::promise<std::pair<error_code, T>> done;
-    std::forward<Start>(start)(bind_diagnostics(diagnostics, [&done](error_code e, T value) {
-      done.set_value(std::pair<error_code, T>(e, std::move(value)));
+    auto done = std::make_shared<std::promise<std::pair<error_code, T>>>();
+    auto outcome = done->get_future();
+    std::forward<Start>(start)(bind_diagnostics(diagnostics, [done](error_code e, T value) {
+      done->set_value(std::pair<error_code, T>(e, std::move(value)));
     }));
-    auto [e, value] = done.get_future().get();
+    auto [e, value] = outcome.get();
     ec = e;
     return std::move(value);
   }
