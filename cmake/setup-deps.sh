@@ -17,6 +17,7 @@ PACKAGES=(
   nlohmann-json3-dev libspdlog-dev libfmt-dev
   libhowardhinnant-date-dev tzdata
   catch2
+  doxygen  # the API reference (cmake --build build --target docs), checked by a test
   clang libclang-rt-14-dev  # libFuzzer targets in tests/fuzz (clang + compiler-rt)
 )
 NATS_SERVER_MIN=2.10  # the server the suite, the demo and the benchmarks run on

@@ -37,7 +37,7 @@ namespace omniq {
 
 namespace asio = boost::asio;
 
-// The completion signature of an operation yielding T.
+/// The completion signature of an operation yielding T.
 template <class T>
 struct completion_of {
   using type = void(error_code, T);
@@ -53,16 +53,16 @@ template <class Token>
 struct with_diagnostics_t {
   Token token;
 };
-// Turns an error completion into an exception carrying the diagnostics (see above).
+/// Turns an error completion into an exception carrying the diagnostics (see above).
 template <class Token>
 with_diagnostics_t<std::decay_t<Token>> with_diagnostics(Token&& token) {
   return {std::forward<Token>(token)};
 }
 
-// The default token of every omniq operation: co_await in an asio::awaitable coroutine, failures
-// thrown as omniq::Error with the full message. (Not asio::deferred: in Boost 1.81, co_await of
-// a deferred operation completing with an exception_ptr does not compile, and a deferred error
-// code would be thrown without its message.)
+/// The default token of every omniq operation: co_await in an asio::awaitable coroutine, failures
+/// thrown as omniq::Error with the full message. (Not asio::deferred: in Boost 1.81, co_await of
+/// a deferred operation completing with an exception_ptr does not compile, and a deferred error
+/// code would be thrown without its message.)
 using default_token = with_diagnostics_t<asio::use_awaitable_t<>>;
 
 template <class Token>
@@ -70,8 +70,8 @@ struct diagnostics_bound_t {
   Diagnostics* diagnostics;
   Token token;
 };
-// Leaves the completion as it is and fills `diagnostics` before the handler runs; `diagnostics`
-// must outlive the operation.
+/// Leaves the completion as it is and fills `diagnostics` before the handler runs; `diagnostics`
+/// must outlive the operation.
 template <class Token>
 diagnostics_bound_t<std::decay_t<Token>> bind_diagnostics(Diagnostics& diagnostics, Token&& token) {
   return {&diagnostics, std::forward<Token>(token)};
@@ -109,7 +109,7 @@ struct diagnosing_handler {
   }
 };
 
-// Where the operation writes its diagnostics: the adapters' object, or nowhere.
+/// Where the operation writes its diagnostics: the adapters' object, or nowhere.
 template <class Handler>
 Diagnostics* diagnostics_of(Handler&) noexcept {
   return nullptr;
@@ -124,17 +124,17 @@ Diagnostics* diagnostics_of(diagnosing_handler<Handler>& h) noexcept {
   return h.diagnostics;
 }
 
-// Runs `op` on `executor` and completes `handler` with its value or its failure as an error
-// code (to_error_code, the message into `diagnostics` when given), on the handler's associated
-// executor (`executor` when it has none), whose outstanding work is tracked until then. The
-// handler's cancellation slot cancels `op` (terminal cancellation): the operations it awaits
-// complete with operation_aborted. Compiled: instantiated in src/launch.cpp for each T an
-// operation yields.
+/// Runs `op` on `executor` and completes `handler` with its value or its failure as an error
+/// code (to_error_code, the message into `diagnostics` when given), on the handler's associated
+/// executor (`executor` when it has none), whose outstanding work is tracked until then. The
+/// handler's cancellation slot cancels `op` (terminal cancellation): the operations it awaits
+/// complete with operation_aborted. Compiled: instantiated in src/launch.cpp for each T an
+/// operation yields.
 template <class T>
 void launch(const asio::any_io_executor& executor, asio::awaitable<T> op, Diagnostics* diagnostics,
             asio::any_completion_handler<completion_t<T>> handler);
 
-// The initiating function of an operation the compiled coroutine `make_op()` performs.
+/// The initiating function of an operation the compiled coroutine `make_op()` performs.
 template <class T, class CompletionToken, class MakeOp>
 auto initiate(CompletionToken&& token, asio::any_io_executor executor, MakeOp make_op) {
   return asio::async_initiate<CompletionToken, completion_t<T>>(
@@ -146,8 +146,8 @@ auto initiate(CompletionToken&& token, asio::any_io_executor executor, MakeOp ma
       token, std::move(make_op));
 }
 
-// The initiating function of an operation with a compiled starter of its own:
-// `start(Diagnostics*, asio::any_completion_handler<completion_t<T>>)`.
+/// The initiating function of an operation with a compiled starter of its own:
+/// `start(Diagnostics*, asio::any_completion_handler<completion_t<T>>)`.
 template <class T, class CompletionToken, class Start>
 auto initiate_with(CompletionToken&& token, Start start) {
   return asio::async_initiate<CompletionToken, completion_t<T>>(
@@ -161,8 +161,10 @@ auto initiate_with(CompletionToken&& token, Start start) {
 }  // namespace detail
 }  // namespace omniq
 
-// The adapters' handlers keep the associated executor, allocator and cancellation slot of the
-// handler they wrap.
+/// @cond INTERNAL
+
+/// The adapters' handlers keep the associated executor, allocator and cancellation slot of the
+/// handler they wrap.
 template <template <class, class> class Associator, class Handler, class Default>
 struct boost::asio::associator<Associator, omniq::detail::throwing_handler<Handler>, Default>
     : Associator<Handler, Default> {
@@ -230,3 +232,4 @@ struct boost::asio::async_result<omniq::diagnostics_bound_t<Token>, Signatures..
         std::forward<Args>(args)...);
   }
 };
+/// @endcond

@@ -24,7 +24,7 @@ class NatsBackend;
 namespace detail {
 class Connection;
 class WorkerRegistry;
-// The backend's connection, for omniq's own tests and tools (not a public API).
+/// The backend's connection, for omniq's own tests and tools (not a public API).
 Connection& connection_of(NatsBackend& backend) noexcept;
 }  // namespace detail
 
@@ -41,40 +41,40 @@ class SyncScheduleStore;
 
 class NatsBackend {
  public:
-  // Runs on an io thread of its own: the form for sync callers and simple programs.
+  /// Runs on an io thread of its own: the form for sync callers and simple programs.
   explicit NatsBackend(Config config, std::shared_ptr<spdlog::logger> logger = nullptr);
-  // Runs on the caller's executor (an io_context the application runs).
+  /// Runs on the caller's executor (an io_context the application runs).
   NatsBackend(asio::any_io_executor executor, Config config, std::shared_ptr<spdlog::logger> logger = nullptr);
-  // Closes the connection if still open and stops an owned io thread. On the caller's
-  // executor, `co_await async_close()` first and let the io_context drain before destroying the
-  // backend: completions still queued there must not outlive it.
+  /// Closes the connection if still open and stops an owned io thread. On the caller's
+  /// executor, `co_await async_close()` first and let the io_context drain before destroying the
+  /// backend: completions still queued there must not outlive it.
   ~NatsBackend();
   NatsBackend(const NatsBackend&) = delete;
   NatsBackend& operator=(const NatsBackend&) = delete;
 
-  // Connects to the configured servers: void(error_code). Streams and buckets are created when
-  // a storage part is first used, so a part never used creates nothing. Errors:
-  // connection_failed, auth_failed, tls_error, jetstream_unavailable.
+  /// Connects to the configured servers: void(error_code). Streams and buckets are created when
+  /// a storage part is first used, so a part never used creates nothing. Errors:
+  /// connection_failed, auth_failed, tls_error, jetstream_unavailable.
   template <class CompletionToken = default_token>
   auto async_connect(CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor_, [this] { return connect(); });
   }
-  // Closes the connection; pending operations fail with errc::closed. Idempotent:
-  // void(error_code).
+  /// Closes the connection; pending operations fail with errc::closed. Idempotent:
+  /// void(error_code).
   template <class CompletionToken = default_token>
   auto async_close(CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor_, [this] { return close(); });
   }
-  // Creates or checks every stream and bucket omniq uses: the four storage parts' and the
-  // workers bucket that Workers keep their keys in. What an admin runs once before
-  // least-privilege users start (docs/security.md); each part also does its own on first use.
-  // void(error_code).
+  /// Creates or checks every stream and bucket omniq uses: the four storage parts' and the
+  /// workers bucket that Workers keep their keys in. What an admin runs once before
+  /// least-privilege users start (docs/security.md); each part also does its own on first use.
+  /// void(error_code).
   template <class CompletionToken = default_token>
   auto async_provision(CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor_, [this] { return provision(); });
   }
 
-  // The blocking forms (not on the backend's own io thread: errc::wrong_thread there).
+  /// The blocking forms (not on the backend's own io thread: errc::wrong_thread there).
   void connect_sync();
   void connect_sync(error_code& ec, Diagnostics& diag);
   void close_sync();
@@ -98,7 +98,7 @@ class NatsBackend {
   spdlog::logger& log() const noexcept;
 
  private:
-  // The parts share the one connection; it is not part of the public API.
+  /// The parts share the one connection; it is not part of the public API.
   friend class TaskQueue;
   friend class Lease;
   friend class ResultStore;
@@ -127,7 +127,7 @@ class NatsBackend {
   std::unique_ptr<Parts> parts_;
 };
 
-// RAII for sync callers: connects on construction, closes on destruction.
+/// RAII for sync callers: connects on construction, closes on destruction.
 class ConnectionScope {
  public:
   explicit ConnectionScope(NatsBackend& backend) : backend_(backend) { backend_.connect_sync(); }
@@ -144,7 +144,7 @@ class ConnectionScope {
   NatsBackend& backend_;
 };
 
-// The logger omniq uses when none is given: a clone of spdlog's default logger named "omniq".
+/// The logger omniq uses when none is given: a clone of spdlog's default logger named "omniq".
 std::shared_ptr<spdlog::logger> default_logger();
 
 }  // namespace omniq

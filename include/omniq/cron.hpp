@@ -29,14 +29,14 @@ namespace omniq {
 
 class CronExpression {
  public:
-  // Parses `expression` (or one of @yearly @annually @monthly @weekly @daily @midnight @hourly)
-  // for `time_zone` ("UTC" or an IANA name such as "Europe/Berlin"). Throws
-  // omniq::Error(errc::invalid_cron) naming the bad field and token, or the unknown zone.
+  /// Parses `expression` (or one of `@yearly` `@annually` `@monthly` `@weekly` `@daily` `@midnight` `@hourly`)
+  /// for `time_zone` ("UTC" or an IANA name such as "Europe/Berlin"). Throws
+  /// omniq::Error(errc::invalid_cron) naming the bad field and token, or the unknown zone.
   static CronExpression parse(std::string_view expression, std::string_view time_zone = "UTC");
 
-  // The first matching instant strictly after `after` (seconds and below are dropped), or
-  // nullopt when none exists within the next ~5 years (e.g. "0 0 30 2 *") or before
-  // max_timestamp (the end of year 9999).
+  /// The first matching instant strictly after `after` (seconds and below are dropped), or
+  /// nullopt when none exists within the next ~5 years (e.g. "0 0 30 2 *") or before
+  /// max_timestamp (the end of year 9999).
   std::optional<Timestamp> next_after(Timestamp after) const;
 
   const std::string& expression() const noexcept { return expression_; }
@@ -46,7 +46,7 @@ class CronExpression {
   using LocalMinutes = std::chrono::local_time<std::chrono::minutes>;
 
   CronExpression() = default;
-  // The first local wall-clock minute in [from, limit] matching every field.
+  /// The first local wall-clock minute in [from, limit] matching every field.
   std::optional<LocalMinutes> next_local_match(LocalMinutes from, LocalMinutes limit) const;
   bool day_matches(const std::chrono::year_month_day& date) const;
 

@@ -45,16 +45,16 @@ const boost::system::error_category& omniq_category() noexcept;
 
 inline error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), omniq_category()}; }
 
-// What an error code cannot hold: the message naming the thing at fault (the task id, the key,
-// the limit, the server's own text). The error-code forms fill it (Boost.MySQL style); the
-// throwing forms put it in the exception's what().
+/// What an error code cannot hold: the message naming the thing at fault (the task id, the key,
+/// the limit, the server's own text). The error-code forms fill it (Boost.MySQL style); the
+/// throwing forms put it in the exception's what().
 struct Diagnostics {
   std::string message{};
   void clear() noexcept { message.clear(); }
 };
 
-// The exception every omniq operation throws on a real failure. what() is exactly the
-// message (naming the thing at fault); code() carries the errc for programs that branch on it.
+/// The exception every omniq operation throws on a real failure. what() is exactly the
+/// message (naming the thing at fault); code() carries the errc for programs that branch on it.
 class Error : public boost::system::system_error {
  public:
   Error(errc code, const std::string& what)
@@ -63,17 +63,17 @@ class Error : public boost::system::system_error {
   errc kind() const noexcept { return static_cast<errc>(code().value()); }
 
  private:
-  // Shared, so copying cannot throw, as an exception's copy must not. Not std::runtime_error:
-  // its reference-counted string lives in libstdc++, whose atomics ThreadSanitizer cannot see,
-  // so an error made on one thread and read on another looked like a race.
+  /// Shared, so copying cannot throw, as an exception's copy must not. Not std::runtime_error:
+  /// its reference-counted string lives in libstdc++, whose atomics ThreadSanitizer cannot see,
+  /// so an error made on one thread and read on another looked like a race.
   std::shared_ptr<const std::string> message_;
 };
 
 [[noreturn]] inline void throw_error(errc code, const std::string& what) { throw Error(code, what); }
 
-// Whether trying the same operation again may succeed: a timeout, a lost connection, no
-// responders or a leader election pass; a refusal on principle (bad input, permissions, a
-// closed backend, a payload over the limit) does not. The one classifier every retry uses.
+/// Whether trying the same operation again may succeed: a timeout, a lost connection, no
+/// responders or a leader election pass; a refusal on principle (bad input, permissions, a
+/// closed backend, a payload over the limit) does not. The one classifier every retry uses.
 constexpr bool is_transient(errc kind) noexcept {
   switch (kind) {
     case errc::invalid_argument:
@@ -96,25 +96,25 @@ constexpr bool is_transient(errc kind) noexcept {
   }
 }
 
-// The same for the error code an operation completed with: an omniq code by its errc; any
-// other (operation_aborted from a cancellation, a system error) is not transient. The one
-// public classifier: a caller's retry loop asks it, as omniq's own retries do.
+/// The same for the error code an operation completed with: an omniq code by its errc; any
+/// other (operation_aborted from a cancellation, a system error) is not transient. The one
+/// public classifier: a caller's retry loop asks it, as omniq's own retries do.
 bool is_transient(const error_code& ec) noexcept;
 
-// Throws what an error-code form reported: an omniq::Error with the diagnostics' message for
-// an omniq code, a boost::system::system_error for any other. Nothing when `ec` is clear.
+/// Throws what an error-code form reported: an omniq::Error with the diagnostics' message for
+/// an omniq code, a boost::system::system_error for any other. Nothing when `ec` is clear.
 void throw_if_failed(const error_code& ec, const Diagnostics& diagnostics);
 
 namespace detail {
-// The same for any failure a coroutine may end with: an omniq::Error by its kind; Asio's
-// multiple_exceptions (several operations run in parallel failed) by its first failure;
-// anything else (a cancellation, a bug, bad_alloc) is not transient.
+/// The same for any failure a coroutine may end with: an omniq::Error by its kind; Asio's
+/// multiple_exceptions (several operations run in parallel failed) by its first failure;
+/// anything else (a cancellation, a bug, bad_alloc) is not transient.
 bool is_transient(const std::exception_ptr& failure) noexcept;
 
-// The error code and diagnostics of a failure a coroutine ended with (what the error-code
-// forms report): an omniq::Error by its kind and message, a boost::system::system_error (a
-// cancellation: operation_aborted) by its code, multiple_exceptions by its first failure,
-// anything else as errc::unexpected with its what().
+/// The error code and diagnostics of a failure a coroutine ended with (what the error-code
+/// forms report): an omniq::Error by its kind and message, a boost::system::system_error (a
+/// cancellation: operation_aborted) by its code, multiple_exceptions by its first failure,
+/// anything else as errc::unexpected with its what().
 error_code to_error_code(const std::exception_ptr& failure, Diagnostics* diagnostics) noexcept;
 
 class omniq_category_impl final : public boost::system::error_category {
@@ -155,7 +155,9 @@ inline const boost::system::error_category& omniq_category() noexcept {
 
 }  // namespace omniq
 
+/// @cond INTERNAL
 template <>
 struct boost::system::is_error_code_enum<omniq::errc> : std::true_type {};
 template <>
 struct std::is_error_code_enum<omniq::errc> : std::true_type {};
+/// @endcond

@@ -32,46 +32,46 @@ class Worker;
 class Scheduler;
 class ScheduleStore;
 
-// What a follower receives; every field is optional and they combine.
+/// What a follower receives; every field is optional and they combine.
 struct EventFilter {
   std::optional<std::string> task_id{};     // a subject token: exactly this task
   std::optional<EventType> event_type{};
   std::optional<Timestamp> start_time{};    // replay from here (stored time); unset: only new events
 };
 
-// A live sequence of the events matching a filter, in stream order. Backed by an ephemeral
-// pull consumer read in batches; it remembers the stream sequence of the last event it
-// received and, when its consumer is lost (server restart, reconnect, consumer expired),
-// recreates it from the next sequence: no gap, no duplicate. Move-only; use it from one
-// coroutine at a time.
+/// A live sequence of the events matching a filter, in stream order. Backed by an ephemeral
+/// pull consumer read in batches; it remembers the stream sequence of the last event it
+/// received and, when its consumer is lost (server restart, reconnect, consumer expired),
+/// recreates it from the next sequence: no gap, no duplicate. Move-only; use it from one
+/// coroutine at a time.
 class EventFollower {
  public:
   EventFollower() noexcept;  // follows nothing, like a moved-from follower: next fails with closed
   EventFollower(EventFollower&&) noexcept;
   EventFollower& operator=(EventFollower&&) noexcept;
-  // Does not block or wait for the server: the consumer is removed by the server after its
-  // inactivity threshold (30 s) unless close() removed it first.
+  /// Does not block or wait for the server: the consumer is removed by the server after its
+  /// inactivity threshold (30 s) unless close() removed it first.
   ~EventFollower();
 
-  // The next event, waiting up to `timeout` for one; nullopt when none came in time (also while
-  // the server cannot be reached: the follower keeps retrying until the timeout, then resumes
-  // on the next call): void(error_code, std::optional<TaskEvent>). A timeout <= 0 only asks the
-  // server once. Errors: closed after close(), not_connected when the backend is closed,
-  // permission_denied. Cancelled: operation_aborted at once; a pull still in flight stays for the
-  // next call, so no event is lost or repeated.
+  /// The next event, waiting up to `timeout` for one; nullopt when none came in time (also while
+  /// the server cannot be reached: the follower keeps retrying until the timeout, then resumes
+  /// on the next call): void(error_code, std::optional<TaskEvent>). A timeout <= 0 only asks the
+  /// server once. Errors: closed after close(), not_connected when the backend is closed,
+  /// permission_denied. Cancelled: operation_aborted at once; a pull still in flight stays for the
+  /// next call, so no event is lost or repeated.
   template <class CompletionToken = default_token>
   auto async_next(Duration timeout, CompletionToken&& token = {}) {
     return detail::initiate<std::optional<TaskEvent>>(token, executor(), [this, timeout]() { return next(timeout); });
   }
-  // Removes the consumer on the server; next then fails with closed. Idempotent: void(error_code).
+  /// Removes the consumer on the server; next then fails with closed. Idempotent: void(error_code).
   template <class CompletionToken = default_token>
   auto async_close(CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor(), [this]() { return close(); });
   }
 
-  // Stream sequence of the last event received from the server (0 before the first).
+  /// Stream sequence of the last event received from the server (0 before the first).
   std::uint64_t last_sequence() const noexcept;
-  // The subject filter it reads, e.g. "omniq.events.*.task-1".
+  /// The subject filter it reads, e.g. "omniq.events.*.task-1".
   const std::string& filter_subject() const noexcept;
 
  private:
@@ -84,58 +84,58 @@ class EventFollower {
   std::unique_ptr<State> state_;
 };
 
-// Each operation is an initiating function (omniq/async.hpp) completing with
-// void(error_code, T); a cancelled one completes with asio::error::operation_aborted.
+/// Each operation is an initiating function (omniq/async.hpp) completing with
+/// void(error_code, T); a cancelled one completes with asio::error::operation_aborted.
 class EventLog {
  public:
-  // Shares the backend's connection; creates nothing until first used.
+  /// Shares the backend's connection; creates nothing until first used.
   explicit EventLog(NatsBackend& backend) : backend_(backend) {}
 
-  // Creates or checks its stream with the configured settings (done once; every operation does
-  // it): void(error_code).
+  /// Creates or checks its stream with the configured settings (done once; every operation does
+  /// it): void(error_code).
   template <class CompletionToken = default_token>
   auto async_ensure(CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor(), [this]() { return ensure(); });
   }
-  // The server's view of its stream: settings as stored and current state:
-  // void(error_code, StreamReport).
+  /// The server's view of its stream: settings as stored and current state:
+  /// void(error_code, StreamReport).
   template <class CompletionToken = default_token>
   auto async_info(CompletionToken&& token = {}) {
     return detail::initiate<StreamReport>(token, executor(), [this]() { return info(); });
   }
-  // Stores the event and completes once the stream acknowledged it: void(error_code). With a
-  // `dedup_id` (sent as Nats-Msg-Id), logging again with the same id within the stream's
-  // duplicate_window stores the event once (the repeat is acknowledged as a duplicate). Errors:
-  // invalid_name / invalid_argument (task id or event type not a subject token, a dedup_id with
-  // control characters; before any network call), payload_too_large, timeout, not_connected.
+  /// Stores the event and completes once the stream acknowledged it: void(error_code). With a
+  /// `dedup_id` (sent as Nats-Msg-Id), logging again with the same id within the stream's
+  /// duplicate_window stores the event once (the repeat is acknowledged as a duplicate). Errors:
+  /// invalid_name / invalid_argument (task id or event type not a subject token, a dedup_id with
+  /// control characters; before any network call), payload_too_large, timeout, not_connected.
   template <class CompletionToken = default_token>
   auto async_log_event(TaskEvent event, std::string dedup_id = {}, CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor(), [this, event = std::move(event), dedup_id = std::move(dedup_id)]() mutable { return log_event(std::move(event), std::move(dedup_id)); });
   }
-  // Stores many events with up to 4096 publishes in flight; every event is validated before any
-  // is sent: void(error_code). On a failure the diagnostics say how many were stored (logging
-  // them again would store those twice: events are not deduplicated).
+  /// Stores many events with up to 4096 publishes in flight; every event is validated before any
+  /// is sent: void(error_code). On a failure the diagnostics say how many were stored (logging
+  /// them again would store those twice: events are not deduplicated).
   template <class CompletionToken = default_token>
   auto async_log_events(std::vector<TaskEvent> events, CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor(), [this, events = std::move(events)]() mutable { return log_events(std::move(events)); });
   }
-  // Events matching every filter given, in the order they were stored (time order):
-  // void(error_code, std::vector<TaskEvent>). The time window [start_time, end_time) is on the
-  // time the stream stored each event. The server filters by subject and start time; reading
-  // stops at end_time or once offset + limit events were found. Events that cannot be decoded
-  // are skipped with a logged warning.
+  /// Events matching every filter given, in the order they were stored (time order):
+  /// void(error_code, std::vector<TaskEvent>). The time window [start_time, end_time) is on the
+  /// time the stream stored each event. The server filters by subject and start time; reading
+  /// stops at end_time or once offset + limit events were found. Events that cannot be decoded
+  /// are skipped with a logged warning.
   template <class CompletionToken = default_token>
   auto async_get_events(std::optional<std::string> task_id = std::nullopt, std::optional<EventType> event_type = std::nullopt, std::optional<Timestamp> start_time = std::nullopt, std::optional<Timestamp> end_time = std::nullopt, std::size_t limit = 100, std::size_t offset = 0, CompletionToken&& token = {}) {
     return detail::initiate<std::vector<TaskEvent>>(token, executor(), [this, task_id = std::move(task_id), event_type = std::move(event_type), start_time = std::move(start_time), end_time = std::move(end_time), limit, offset]() mutable { return get_events(std::move(task_id), std::move(event_type), std::move(start_time), std::move(end_time), limit, offset); });
   }
-  // A live sequence of events matching `filter`: from filter.start_time if set, else every
-  // event stored after follow completed: void(error_code, EventFollower).
+  /// A live sequence of events matching `filter`: from filter.start_time if set, else every
+  /// event stored after follow completed: void(error_code, EventFollower).
   template <class CompletionToken = default_token>
   auto async_follow(EventFilter filter = {}, CompletionToken&& token = {}) {
     return detail::initiate<EventFollower>(token, executor(), [this, filter = std::move(filter)]() mutable { return follow(std::move(filter)); });
   }
-  // Removes every event stored before `older_than`; completes with how many were removed:
-  // void(error_code, std::uint64_t).
+  /// Removes every event stored before `older_than`; completes with how many were removed:
+  /// void(error_code, std::uint64_t).
   template <class CompletionToken = default_token>
   auto async_cleanup_old_events(Timestamp older_than, CompletionToken&& token = {}) {
     return detail::initiate<std::uint64_t>(token, executor(), [this, older_than]() { return cleanup_old_events(older_than); });
@@ -175,20 +175,20 @@ TaskEvent failed(std::string task_id, std::string error_type, std::string error_
 TaskEvent retry(std::string task_id, int attempt, Duration delay);  // details: attempt, delay (seconds)
 TaskEvent cancelled(std::string task_id);
 TaskEvent expired(std::string task_id);
-// Schedule events carry the schedule id in schedule_id; their task_id (the subject token) is
-// schedule_token(schedule_id).
+/// Schedule events carry the schedule id in schedule_id; their task_id (the subject token) is
+/// schedule_token(schedule_id).
 TaskEvent schedule_paused(std::string schedule_id);
 TaskEvent schedule_resumed(std::string schedule_id);
 
-// The subject token of a schedule's events: the id itself when it is a safe token
-// ([A-Za-z0-9_-]{1,128}); otherwise each byte outside [A-Za-z0-9-] is written as _XX (hex),
-// e.g. "reports.daily" -> "reports_2Edaily", and an encoding over 128 characters is cut and
-// ends with "_h" and a 64-bit hash of the id. Query a schedule's events with
-// get_events(schedule_token(id)); the schedule_id field tells the rare colliding ids apart.
+/// The subject token of a schedule's events: the id itself when it is a safe token
+/// ([A-Za-z0-9_-]{1,128}); otherwise each byte outside [A-Za-z0-9-] is written as _XX (hex),
+/// e.g. "reports.daily" -> "reports_2Edaily", and an encoding over 128 characters is cut and
+/// ends with "_h" and a 64-bit hash of the id. Query a schedule's events with
+/// get_events(schedule_token(id)); the schedule_id field tells the rare colliding ids apart.
 std::string schedule_token(std::string_view schedule_id);
 }  // namespace events
 
-// The blocking forms: each in a throwing form and an error-code form (see SyncTaskQueue).
+/// The blocking forms: each in a throwing form and an error-code form (see SyncTaskQueue).
 class SyncEventFollower {
  public:
   SyncEventFollower(EventFollower follower, asio::any_io_executor ex)

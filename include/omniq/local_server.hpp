@@ -23,8 +23,8 @@ struct LocalServerOptions {
   // Placeholders replaced in config_text: {dir} (the server directory) and {port}.
 };
 
-// The child is killed when the thread that started it ends (PR_SET_PDEATHSIG follows the
-// forking thread): start servers from a thread that outlives them, such as main.
+/// The child is killed when the thread that started it ends (PR_SET_PDEATHSIG follows the
+/// forking thread): start servers from a thread that outlives them, such as main.
 class LocalServer {
  public:
   explicit LocalServer(LocalServerOptions options = {});  // starts and waits until ready
@@ -44,7 +44,7 @@ class LocalServer {
   std::filesystem::path store_dir() const { return dir_ / "jetstream"; }
   std::filesystem::path log_file() const { return dir_ / "nats-server.log"; }
 
-  // A free TCP port on 127.0.0.1 (bound, read and released).
+  /// A free TCP port on 127.0.0.1 (bound, read and released).
   static int free_port();
 
  private:

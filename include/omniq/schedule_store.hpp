@@ -29,75 +29,75 @@ class Scheduler;
 
 class Scheduler;
 
-// A schedule as stored, with the revision update_schedule compares against.
+/// A schedule as stored, with the revision update_schedule compares against.
 struct ScheduleRecord {
   Schedule schedule{};
   std::uint64_t revision = 0;
 };
 
-// Each operation is an initiating function (omniq/async.hpp) completing with
-// void(error_code, T); a cancelled one completes with asio::error::operation_aborted.
+/// Each operation is an initiating function (omniq/async.hpp) completing with
+/// void(error_code, T); a cancelled one completes with asio::error::operation_aborted.
 class ScheduleStore {
  public:
-  // Shares the backend's connection; creates nothing until first used.
+  /// Shares the backend's connection; creates nothing until first used.
   explicit ScheduleStore(NatsBackend& backend) : backend_(backend) {}
 
-  // Creates or checks the bucket with the configured settings (done once): void(error_code).
+  /// Creates or checks the bucket with the configured settings (done once): void(error_code).
   template <class CompletionToken = default_token>
   auto async_ensure(CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor(), [this]() { return ensure(); });
   }
-  // The bucket as the server reports it: void(error_code, BucketReport).
+  /// The bucket as the server reports it: void(error_code, BucketReport).
   template <class CompletionToken = default_token>
   auto async_info(CompletionToken&& token = {}) {
     return detail::initiate<BucketReport>(token, executor(), [this]() { return info(); });
   }
-  // Stores a new schedule; an existing id is errc::already_exists. Completes with the revision:
-  // void(error_code, std::uint64_t). Bad input (invalid id for a KV key, value over the bucket's
-  // max_value_size) is refused before any network call.
+  /// Stores a new schedule; an existing id is errc::already_exists. Completes with the revision:
+  /// void(error_code, std::uint64_t). Bad input (invalid id for a KV key, value over the bucket's
+  /// max_value_size) is refused before any network call.
   template <class CompletionToken = default_token>
   auto async_create_schedule(Schedule schedule, CompletionToken&& token = {}) {
     return detail::initiate<std::uint64_t>(token, executor(), [this, schedule = std::move(schedule)]() mutable { return create_schedule(std::move(schedule)); });
   }
-  // Stores the schedule whether or not it exists (last writer wins); completes with the revision.
+  /// Stores the schedule whether or not it exists (last writer wins); completes with the revision.
   template <class CompletionToken = default_token>
   auto async_save_schedule(Schedule schedule, CompletionToken&& token = {}) {
     return detail::initiate<std::uint64_t>(token, executor(), [this, schedule = std::move(schedule)]() mutable { return save_schedule(std::move(schedule)); });
   }
-  // The schedule with its revision, nullopt when there is none:
-  // void(error_code, std::optional<ScheduleRecord>).
+  /// The schedule with its revision, nullopt when there is none:
+  /// void(error_code, std::optional<ScheduleRecord>).
   template <class CompletionToken = default_token>
   auto async_get_schedule(std::string schedule_id, CompletionToken&& token = {}) {
     return detail::initiate<std::optional<ScheduleRecord>>(token, executor(), [this, schedule_id = std::move(schedule_id)]() mutable { return get_schedule(std::move(schedule_id)); });
   }
-  // Stores `schedule` if it is still at `expected_revision`; the new revision, or nullopt
-  // when another writer changed it first (read it again and decide):
-  // void(error_code, std::optional<std::uint64_t>).
+  /// Stores `schedule` if it is still at `expected_revision`; the new revision, or nullopt
+  /// when another writer changed it first (read it again and decide):
+  /// void(error_code, std::optional<std::uint64_t>).
   template <class CompletionToken = default_token>
   auto async_update_schedule(Schedule schedule, std::uint64_t expected_revision, CompletionToken&& token = {}) {
     return detail::initiate<std::optional<std::uint64_t>>(token, executor(), [this, schedule = std::move(schedule), expected_revision]() mutable { return update_schedule(std::move(schedule), expected_revision); });
   }
-  // False when there was no such schedule: void(error_code, bool).
+  /// False when there was no such schedule: void(error_code, bool).
   template <class CompletionToken = default_token>
   auto async_delete_schedule(std::string schedule_id, CompletionToken&& token = {}) {
     return detail::initiate<bool>(token, executor(), [this, schedule_id = std::move(schedule_id)]() mutable { return delete_schedule(std::move(schedule_id)); });
   }
-  // Schedules with `status` (all when empty). One scan of the bucket; a value that cannot be
-  // decoded (written by another client) is logged and skipped, the rest are listed:
-  // void(error_code, std::vector<ScheduleRecord>).
+  /// Schedules with `status` (all when empty). One scan of the bucket; a value that cannot be
+  /// decoded (written by another client) is logged and skipped, the rest are listed:
+  /// void(error_code, std::vector<ScheduleRecord>).
   template <class CompletionToken = default_token>
   auto async_list_schedules(std::optional<ScheduleStatus> status = std::nullopt, std::size_t limit = 1000, std::size_t offset = 0, CompletionToken&& token = {}) {
     return detail::initiate<std::vector<ScheduleRecord>>(token, executor(), [this, status = std::move(status), limit, offset]() mutable { return list_schedules(std::move(status), limit, offset); });
   }
-  // Active schedules due at `at` (next_run <= at, not expired), earliest first:
-  // void(error_code, std::vector<ScheduleRecord>).
+  /// Active schedules due at `at` (next_run <= at, not expired), earliest first:
+  /// void(error_code, std::vector<ScheduleRecord>).
   template <class CompletionToken = default_token>
   auto async_get_ready_schedules(Timestamp at = now(), CompletionToken&& token = {}) {
     return detail::initiate<std::vector<ScheduleRecord>>(token, executor(), [this, at]() { return get_ready_schedules(at); });
   }
-  // Pause / resume with compare-and-swap retries; false when the schedule does not exist or
-  // is not in a state that allows it (pausing a cancelled schedule). Logs schedule_paused /
-  // schedule_resumed events in the event log: void(error_code, bool).
+  /// Pause / resume with compare-and-swap retries; false when the schedule does not exist or
+  /// is not in a state that allows it (pausing a cancelled schedule). Logs schedule_paused /
+  /// schedule_resumed events in the event log: void(error_code, bool).
   template <class CompletionToken = default_token>
   auto async_pause_schedule(std::string schedule_id, CompletionToken&& token = {}) {
     return detail::initiate<bool>(token, executor(), [this, schedule_id = std::move(schedule_id)]() mutable { return pause_schedule(std::move(schedule_id)); });
@@ -137,7 +137,7 @@ class ScheduleStore {
   detail::Provisioned provisioned_;
 };
 
-// The blocking forms: each in a throwing form and an error-code form (see SyncTaskQueue).
+/// The blocking forms: each in a throwing form and an error-code form (see SyncTaskQueue).
 class SyncScheduleStore {
  public:
   explicit SyncScheduleStore(ScheduleStore& part) : part_(part) {}

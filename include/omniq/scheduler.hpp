@@ -24,8 +24,8 @@ namespace detail {
 class Doorbell;
 }
 
-// What a scheduler does with occurrences it finds more than `late_after` in the past (the
-// scheduler was down): fire one task now for all of them, or skip to the next occurrence.
+/// What a scheduler does with occurrences it finds more than `late_after` in the past (the
+/// scheduler was down): fire one task now for all of them, or skip to the next occurrence.
 enum class MissedPolicy { fire_once, skip };
 
 struct SchedulerOptions {
@@ -34,31 +34,31 @@ struct SchedulerOptions {
   Duration late_after = std::chrono::seconds(30);    // older occurrences count as missed
 };
 
-// The task id of a schedule's occurrence: the same for every scheduler, so the tasks
-// stream's deduplication keeps one task per occurrence.
+/// The task id of a schedule's occurrence: the same for every scheduler, so the tasks
+/// stream's deduplication keeps one task per occurrence.
 std::string occurrence_task_id(const std::string& schedule_id, Timestamp occurrence);
 
 class Scheduler {
  public:
   explicit Scheduler(NatsBackend& backend, SchedulerOptions options = {});
 
-  // One pass: enqueues every due occurrence and advances its schedule; completes with how
-  // many tasks this scheduler enqueued (occurrences won by another scheduler are not counted):
-  // void(error_code, std::size_t).
+  /// One pass: enqueues every due occurrence and advances its schedule; completes with how
+  /// many tasks this scheduler enqueued (occurrences won by another scheduler are not counted):
+  /// void(error_code, std::size_t).
   template <class CompletionToken = default_token>
   auto async_tick(Timestamp at = now(), CompletionToken&& token = {}) {
     return detail::initiate<std::size_t>(token, backend_.get_executor(), [this, at] { return tick(at); });
   }
-  // Ticks every poll_interval until stop(); a failed tick is logged and retried:
-  // void(error_code). Cancelling it (terminal cancellation) is a stop(): it completes with
-  // operation_aborted after the tick under way, at once when it was waiting.
+  /// Ticks every poll_interval until stop(); a failed tick is logged and retried:
+  /// void(error_code). Cancelling it (terminal cancellation) is a stop(): it completes with
+  /// operation_aborted after the tick under way, at once when it was waiting.
   template <class CompletionToken = default_token>
   auto async_run(CompletionToken&& token = {}) {
     return detail::initiate_with<void>(token, [this](Diagnostics* diag, asio::any_completion_handler<void(error_code)> h) {
       start_run(diag, std::move(h));
     });
   }
-  // Ends a run after its current tick, waking it at once when it waits. Safe from any thread.
+  /// Ends a run after its current tick, waking it at once when it waits. Safe from any thread.
   void stop();
 
  private:

@@ -40,61 +40,61 @@ struct JsMessage;
 class Doorbell;
 }
 
-// A dequeued task: a lease on its message until it is settled. Settle it exactly once with
-// ack (done), nack (run again, after `delay`), term (never again) or dead_letter; while
-// working on it longer than ack_wait, call in_progress. A lease never settled is
-// redelivered to some worker after ack_wait. Each operation completes with
-// void(error_code) (retry: void(error_code, Task)); errors: not_connected, closed, timeout,
-// permission_denied; a cancelled one completes with operation_aborted (the settlement may
-// still reach the server: settling again is safe).
+/// A dequeued task: a lease on its message until it is settled. Settle it exactly once with
+/// ack (done), nack (run again, after `delay`), term (never again) or dead_letter; while
+/// working on it longer than ack_wait, call in_progress. A lease never settled is
+/// redelivered to some worker after ack_wait. Each operation completes with
+/// void(error_code) (retry: void(error_code, Task)); errors: not_connected, closed, timeout,
+/// permission_denied; a cancelled one completes with operation_aborted (the settlement may
+/// still reach the server: settling again is safe).
 class Lease {
  public:
   const Task& task() const noexcept { return task_; }
   std::uint64_t delivery() const noexcept { return delivered_; }  // 1 on the first delivery
   std::uint64_t stream_sequence() const noexcept { return sequence_; }
 
-  // Removes the task from the queue; completes once the server confirmed it.
+  /// Removes the task from the queue; completes once the server confirmed it.
   template <class CompletionToken = default_token>
   auto async_ack(CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor(), [this] { return ack(); });
   }
-  // The same ack, sent without waiting for the server's confirmation: one publish instead of
-  // a request. A lost ack means a redelivery, so use it where a redelivery is harmless (the
-  // worker's claims make it so: a redelivered task whose outcome is stored is not rerun).
+  /// The same ack, sent without waiting for the server's confirmation: one publish instead of
+  /// a request. A lost ack means a redelivery, so use it where a redelivery is harmless (the
+  /// worker's claims make it so: a redelivered task whose outcome is stored is not rerun).
   template <class CompletionToken = default_token>
   auto async_ack_unconfirmed(CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor(), [this] { return ack_unconfirmed(); });
   }
-  // Hands the task back for redelivery after `delay` (0: at once).
+  /// Hands the task back for redelivery after `delay` (0: at once).
   template <class CompletionToken = default_token>
   auto async_nack(Duration delay = Duration::zero(), CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor(), [this, delay] { return nack(delay); });
   }
-  // Restarts the ack_wait timer: the task is still being worked on.
+  /// Restarts the ack_wait timer: the task is still being worked on.
   template <class CompletionToken = default_token>
   auto async_in_progress(CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor(), [this] { return in_progress(); });
   }
-  // Removes the task without running it again (no dead letter is written).
+  /// Removes the task without running it again (no dead letter is written).
   template <class CompletionToken = default_token>
   auto async_term(CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor(), [this] { return term(); });
   }
-  // Writes the task to the dead-letter stream with `reason`, then removes it from the queue.
+  /// Writes the task to the dead-letter stream with `reason`, then removes it from the queue.
   template <class CompletionToken = default_token>
   auto async_dead_letter(std::string reason, CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor(),
                                   [this, reason = std::move(reason)]() mutable { return dead_letter(std::move(reason)); });
   }
-  // Another attempt: enqueues the task again with retry_count + 1, due after `delay`, then
-  // acks this delivery. Deduplicated by this delivery's message, so a crash in between
-  // cannot enqueue the retry twice. Completes with the task as enqueued.
+  /// Another attempt: enqueues the task again with retry_count + 1, due after `delay`, then
+  /// acks this delivery. Deduplicated by this delivery's message, so a crash in between
+  /// cannot enqueue the retry twice. Completes with the task as enqueued.
   template <class CompletionToken = default_token>
   auto async_retry(Duration delay, CompletionToken&& token = {}) {
     return detail::initiate<Task>(token, executor(), [this, delay] { return retry(delay); });
   }
-  // Not now: enqueues the same task again (same attempt), due after `delay`, then acks this
-  // delivery (deduplicated like retry). Used to wait for dependencies.
+  /// Not now: enqueues the same task again (same attempt), due after `delay`, then acks this
+  /// delivery (deduplicated like retry). Used to wait for dependencies.
   template <class CompletionToken = default_token>
   auto async_defer(Duration delay, CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor(), [this, delay] { return defer(delay); });
@@ -124,15 +124,15 @@ class Lease {
   std::uint64_t sequence_ = 0;
 };
 
-// A task as stored, with the revision that update_task compares against.
+/// A task as stored, with the revision that update_task compares against.
 struct TaskRecord {
   Task task{};
-  // 0 while the task has only been enqueued (it lives in the tasks stream); the task-state
-  // bucket's revision once it was updated, cancelled or finished.
+  /// 0 while the task has only been enqueued (it lives in the tasks stream); the task-state
+  /// bucket's revision once it was updated, cancelled or finished.
   std::uint64_t revision = 0;
 };
 
-// A task that could not be run, kept with the reason.
+/// A task that could not be run, kept with the reason.
 struct DeadLetter {
   std::uint64_t sequence = 0;  // in the dead-letter stream
   std::string task_id{};
@@ -145,68 +145,68 @@ struct DeadLetter {
   Timestamp dead_lettered_at{};
 };
 
-// Each operation is an initiating function (omniq/async.hpp): it takes any completion token
-// (by default co_await in a coroutine, failures thrown as omniq::Error) and completes with
-// void(error_code, T) on the token's executor. A cancelled operation (terminal cancellation
-// through the handler's cancellation slot) completes with asio::error::operation_aborted.
+/// Each operation is an initiating function (omniq/async.hpp): it takes any completion token
+/// (by default co_await in a coroutine, failures thrown as omniq::Error) and completes with
+/// void(error_code, T) on the token's executor. A cancelled operation (terminal cancellation
+/// through the handler's cancellation slot) completes with asio::error::operation_aborted.
 class TaskQueue {
  public:
-  // Shares the backend's connection; creates nothing until first used. Use the backend's
-  // own (backend.task_queue()): each TaskQueue keeps long-poll pulls open on the queues it
-  // dequeues, and a connection serves one pull per consumer at a time.
+  /// Shares the backend's connection; creates nothing until first used. Use the backend's
+  /// own (backend.task_queue()): each TaskQueue keeps long-poll pulls open on the queues it
+  /// dequeues, and a connection serves one pull per consumer at a time.
   explicit TaskQueue(NatsBackend& backend);
   ~TaskQueue();
   TaskQueue(const TaskQueue&) = delete;
   TaskQueue& operator=(const TaskQueue&) = delete;
 
-  // Creates or checks the tasks stream, the dead-letter stream and the task-state bucket.
-  // void(error_code).
+  /// Creates or checks the tasks stream, the dead-letter stream and the task-state bucket.
+  /// void(error_code).
   template <class CompletionToken = default_token>
   auto async_ensure(CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor(), [this] { return ensure(); });
   }
-  // The tasks stream as the server reports it. void(error_code, StreamReport).
+  /// The tasks stream as the server reports it. void(error_code, StreamReport).
   template <class CompletionToken = default_token>
   auto async_info(CompletionToken&& token = {}) {
     return detail::initiate<StreamReport>(token, executor(), [this] { return info(); });
   }
 
-  // Stores the task durably; completes with its id: void(error_code, std::string). Idempotent
-  // by id within the stream's duplicate window. A failure that may pass (a timeout, no
-  // responders while the cluster elects a leader, a reconnect) is retried with the same message
-  // id for up to config `publish_timeout` (15 s), so a node failure does not reach the caller;
-  // only the tasks stream is provisioned or checked. Errors: invalid_name / invalid_argument
-  // (before any network call), payload_too_large, stream_full (nothing stored), timeout /
-  // jetstream_unavailable once publish_timeout has passed (the task may have been stored:
-  // enqueueing it again is safe). Cancelled: operation_aborted, and the task may have been
-  // stored.
+  /// Stores the task durably; completes with its id: void(error_code, std::string). Idempotent
+  /// by id within the stream's duplicate window. A failure that may pass (a timeout, no
+  /// responders while the cluster elects a leader, a reconnect) is retried with the same message
+  /// id for up to config `publish_timeout` (15 s), so a node failure does not reach the caller;
+  /// only the tasks stream is provisioned or checked. Errors: invalid_name / invalid_argument
+  /// (before any network call), payload_too_large, stream_full (nothing stored), timeout /
+  /// jetstream_unavailable once publish_timeout has passed (the task may have been stored:
+  /// enqueueing it again is safe). Cancelled: operation_aborted, and the task may have been
+  /// stored.
   template <class CompletionToken = default_token>
   auto async_enqueue(Task task, CompletionToken&& token = {}) {
     return detail::initiate<std::string>(token, executor(),
                                          [this, task = std::move(task)]() mutable { return enqueue(std::move(task)); });
   }
-  // Enqueues many tasks with their publishes in flight together; every task is validated
-  // before any is sent. Failures that may pass are retried like enqueue's, only for the tasks
-  // not yet stored. On a failure the diagnostics say how many were stored; enqueueing the same
-  // batch again is safe (ids are deduplicated). void(error_code, std::vector<std::string>).
+  /// Enqueues many tasks with their publishes in flight together; every task is validated
+  /// before any is sent. Failures that may pass are retried like enqueue's, only for the tasks
+  /// not yet stored. On a failure the diagnostics say how many were stored; enqueueing the same
+  /// batch again is safe (ids are deduplicated). void(error_code, std::vector<std::string>).
   template <class CompletionToken = default_token>
   auto async_enqueue_batch(std::vector<Task> tasks, CompletionToken&& token = {}) {
     return detail::initiate<std::vector<std::string>>(
         token, executor(), [this, tasks = std::move(tasks)]() mutable { return enqueue_batch(std::move(tasks)); });
   }
 
-  // The next task from `queues`, tried in the order given; within a queue higher priority
-  // bands first. Waits up to `timeout` for one; nullopt when none came:
-  // void(error_code, std::optional<Lease>). Cancelled while waiting: operation_aborted, and the
-  // deliveries this process prefetched for `queues` are handed back to the server at once (when
-  // no other dequeue waits on them), so another consumer gets a task that arrives meanwhile.
+  /// The next task from `queues`, tried in the order given; within a queue higher priority
+  /// bands first. Waits up to `timeout` for one; nullopt when none came:
+  /// void(error_code, std::optional<Lease>). Cancelled while waiting: operation_aborted, and the
+  /// deliveries this process prefetched for `queues` are handed back to the server at once (when
+  /// no other dequeue waits on them), so another consumer gets a task that arrives meanwhile.
   template <class CompletionToken = default_token>
   auto async_dequeue(std::vector<std::string> queues, Duration timeout = Duration::zero(),
                      CompletionToken&& token = {}) {
     return detail::initiate<std::optional<Lease>>(
         token, executor(), [this, queues = std::move(queues), timeout]() mutable { return dequeue(std::move(queues), timeout); });
   }
-  // Up to `max` tasks, in the same order: void(error_code, std::vector<Lease>).
+  /// Up to `max` tasks, in the same order: void(error_code, std::vector<Lease>).
   template <class CompletionToken = default_token>
   auto async_dequeue_batch(std::vector<std::string> queues, std::size_t max, Duration timeout = Duration::zero(),
                            CompletionToken&& token = {}) {
@@ -215,36 +215,36 @@ class TaskQueue {
     });
   }
 
-  // The task as stored, nullopt when unknown: void(error_code, std::optional<TaskRecord>).
+  /// The task as stored, nullopt when unknown: void(error_code, std::optional<TaskRecord>).
   template <class CompletionToken = default_token>
   auto async_get_task(std::string task_id, CompletionToken&& token = {}) {
     return detail::initiate<std::optional<TaskRecord>>(
         token, executor(), [this, id = std::move(task_id)]() mutable { return get_task(std::move(id)); });
   }
-  // Stores `task` if its state is still at `expected_revision` (from get_task); completes with
-  // the new revision, or nullopt when another writer changed it first:
-  // void(error_code, std::optional<std::uint64_t>).
+  /// Stores `task` if its state is still at `expected_revision` (from get_task); completes with
+  /// the new revision, or nullopt when another writer changed it first:
+  /// void(error_code, std::optional<std::uint64_t>).
   template <class CompletionToken = default_token>
   auto async_update_task(Task task, std::uint64_t expected_revision, CompletionToken&& token = {}) {
     return detail::initiate<std::optional<std::uint64_t>>(
         token, executor(),
         [this, task = std::move(task), expected_revision]() mutable { return update_task(std::move(task), expected_revision); });
   }
-  // Cancels a task that has not run: it will never be delivered. False when the task is
-  // unknown or already running or finished: void(error_code, bool).
+  /// Cancels a task that has not run: it will never be delivered. False when the task is
+  /// unknown or already running or finished: void(error_code, bool).
   template <class CompletionToken = default_token>
   auto async_cancel_task(std::string task_id, CompletionToken&& token = {}) {
     return detail::initiate<bool>(token, executor(),
                                   [this, id = std::move(task_id)]() mutable { return cancel_task(std::move(id)); });
   }
-  // Removes the task from the queue and its state; false when there was nothing to remove.
+  /// Removes the task from the queue and its state; false when there was nothing to remove.
   template <class CompletionToken = default_token>
   auto async_delete_task(std::string task_id, CompletionToken&& token = {}) {
     return detail::initiate<bool>(token, executor(),
                                   [this, id = std::move(task_id)]() mutable { return delete_task(std::move(id)); });
   }
-  // Tasks of `queue` (all queues when empty) with `status` (all when empty), oldest first:
-  // void(error_code, std::vector<Task>).
+  /// Tasks of `queue` (all queues when empty) with `status` (all when empty), oldest first:
+  /// void(error_code, std::vector<Task>).
   template <class CompletionToken = default_token>
   auto async_list_tasks(std::optional<std::string> queue = std::nullopt, std::optional<TaskStatus> status = std::nullopt,
                         std::size_t limit = 100, std::size_t offset = 0, CompletionToken&& token = {}) {
@@ -252,23 +252,23 @@ class TaskQueue {
       return list_tasks(std::move(queue), status, limit, offset);
     });
   }
-  // Work waiting in `queue`: tasks not yet delivered plus delivered and not yet acked,
-  // delayed tasks included (from the consumers' state, not the stream's message count):
-  // void(error_code, std::uint64_t).
+  /// Work waiting in `queue`: tasks not yet delivered plus delivered and not yet acked,
+  /// delayed tasks included (from the consumers' state, not the stream's message count):
+  /// void(error_code, std::uint64_t).
   template <class CompletionToken = default_token>
   auto async_get_queue_size(std::string queue, CompletionToken&& token = {}) {
     return detail::initiate<std::uint64_t>(token, executor(),
                                            [this, queue = std::move(queue)]() mutable { return get_queue_size(std::move(queue)); });
   }
-  // Removes pending tasks whose expiry has passed, marking them expired; completes with how
-  // many: void(error_code, std::size_t).
+  /// Removes pending tasks whose expiry has passed, marking them expired; completes with how
+  /// many: void(error_code, std::size_t).
   template <class CompletionToken = default_token>
   auto async_cleanup_expired_tasks(CompletionToken&& token = {}) {
     return detail::initiate<std::size_t>(token, executor(), [this] { return cleanup_expired_tasks(); });
   }
 
-  // Dead letters of `queue` (all when empty), oldest first:
-  // void(error_code, std::vector<DeadLetter>).
+  /// Dead letters of `queue` (all when empty), oldest first:
+  /// void(error_code, std::vector<DeadLetter>).
   template <class CompletionToken = default_token>
   auto async_list_dead_letters(std::optional<std::string> queue = std::nullopt, std::size_t limit = 100,
                                std::size_t offset = 0, CompletionToken&& token = {}) {
@@ -276,20 +276,20 @@ class TaskQueue {
       return list_dead_letters(std::move(queue), limit, offset);
     });
   }
-  // Puts a dead-lettered task back on its queue with its retry count reset; false when no
-  // dead letter has that task id: void(error_code, bool).
+  /// Puts a dead-lettered task back on its queue with its retry count reset; false when no
+  /// dead letter has that task id: void(error_code, bool).
   template <class CompletionToken = default_token>
   auto async_requeue_dead_letter(std::string task_id, CompletionToken&& token = {}) {
     return detail::initiate<bool>(token, executor(),
                                   [this, id = std::move(task_id)]() mutable { return requeue_dead_letter(std::move(id)); });
   }
 
-  // Deliveries this process holds ready per priority lane of each queue it dequeues
-  // (config `prefetch` until set). A worker sets it to its concurrency, so one process does
-  // not hold work another could run. Throws invalid_argument for 0.
+  /// Deliveries this process holds ready per priority lane of each queue it dequeues
+  /// (config `prefetch` until set). A worker sets it to its concurrency, so one process does
+  /// not hold work another could run. Throws invalid_argument for 0.
   void set_prefetch(std::size_t per_lane);
-  // Hands every delivery prefetched for `queues` back to the server (redelivered at once to
-  // other workers) and stops prefetching them until the next dequeue; returns how many.
+  /// Hands every delivery prefetched for `queues` back to the server (redelivered at once to
+  /// other workers) and stops prefetching them until the next dequeue; returns how many.
   std::size_t hand_back(const std::vector<std::string>& queues);
 
   NatsBackend& backend() noexcept { return backend_; }
@@ -307,7 +307,7 @@ class TaskQueue {
 
   asio::any_io_executor executor() const noexcept;
 
-  // The coroutines the initiating functions run (and omniq's own parts call directly).
+  /// The coroutines the initiating functions run (and omniq's own parts call directly).
   asio::awaitable<void> ensure();
   asio::awaitable<StreamReport> info();
   asio::awaitable<std::string> enqueue(Task task);
@@ -333,22 +333,22 @@ class TaskQueue {
   std::shared_ptr<Feed> feed_of(const std::string& queue);
   std::vector<detail::JsMessage> take(const std::vector<std::string>& queues, std::size_t max);
   bool holds_work(const std::vector<std::string>& queues);
-  // Hands `messages` back at once (a NAK each, published without waiting): what a cancelled
-  // dequeue had taken but not handed out.
+  /// Hands `messages` back at once (a NAK each, published without waiting): what a cancelled
+  /// dequeue had taken but not handed out.
   void give_back(const std::vector<std::string>& ack_subjects) noexcept;
   asio::awaitable<std::optional<Lease>> admit(detail::JsMessage message);
   asio::awaitable<void> write_dead_letter(const std::string& queue, const std::string& task_id,
                                           const detail::JsMessage& message, const std::optional<Task>& task,
                                           std::string reason);
   asio::awaitable<void> settle(const std::string& ack_subject, std::string verb);
-  // Publishes `task` again (on its lane, or the delayed lane when run_at is ahead) under
-  // message id `msg_id`; a duplicate counts as done.
+  /// Publishes `task` again (on its lane, or the delayed lane when run_at is ahead) under
+  /// message id `msg_id`; a duplicate counts as done.
   asio::awaitable<void> republish(const Task& task, std::string msg_id);
   asio::awaitable<void> mark(Task task, TaskStatus status);
   asio::awaitable<std::optional<std::pair<Task, std::uint64_t>>> find_pending(const std::string& task_id);
   std::string encode_checked(const Task& task) const;
 
-  // The tasks stream only: what enqueue needs.
+  /// The tasks stream only: what enqueue needs.
   asio::awaitable<void> ensure_tasks_stream();
 
   NatsBackend& backend_;
@@ -362,9 +362,9 @@ class TaskQueue {
   std::map<std::string, std::shared_ptr<Feed>> feeds_;  // guarded by mu_: per queue dequeued
 };
 
-// The blocking forms, for plain threads: each operation in a throwing form (omniq::Error with
-// the same code and message as the asynchronous form) and an error-code form filling `ec` and
-// `diag`. Not on the backend's own io thread: there they fail with errc::wrong_thread.
+/// The blocking forms, for plain threads: each operation in a throwing form (omniq::Error with
+/// the same code and message as the asynchronous form) and an error-code form filling `ec` and
+/// `diag`. Not on the backend's own io thread: there they fail with errc::wrong_thread.
 class SyncLease {
  public:
   SyncLease(Lease lease, asio::any_io_executor ex) : lease_(std::move(lease)), ex_(std::move(ex)) {}

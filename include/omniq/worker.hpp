@@ -23,9 +23,9 @@
 
 namespace omniq {
 
-// Thrown by a handler to fail with a chosen error type; `retryable = false` skips the
-// remaining retries (the task is failed and dead-lettered at once). Any other exception
-// fails the attempt with its demangled type name as error_type and what() as the message.
+/// Thrown by a handler to fail with a chosen error type; `retryable = false` skips the
+/// remaining retries (the task is failed and dead-lettered at once). Any other exception
+/// fails the attempt with its demangled type name as error_type and what() as the message.
 class TaskError : public std::runtime_error {
  public:
   TaskError(std::string type, const std::string& message, bool retryable = true)
@@ -38,42 +38,42 @@ class TaskError : public std::runtime_error {
   bool retryable_;
 };
 
-// Why a running handler is asked to stop.
+/// Why a running handler is asked to stop.
 enum class StopReason { none, timeout, cancelled, shutdown };
 
 namespace detail {
 struct WorkerRun;
 }
 
-// What a handler knows about the task it runs. Valid for the duration of the handler call.
+/// What a handler knows about the task it runs. Valid for the duration of the handler call.
 class TaskContext {
  public:
   const Task& task() const noexcept;
-  // 1 on the first attempt, retry_count + 1 on later ones.
+  /// 1 on the first attempt, retry_count + 1 on later ones.
   int attempt() const noexcept { return task().retry_count + 1; }
-  // How often the server has delivered this attempt's message (1 unless a worker died or
-  // gave it back).
+  /// How often the server has delivered this attempt's message (1 unless a worker died or
+  /// gave it back).
   std::uint64_t delivery() const noexcept;
   const std::string& worker_id() const noexcept;
 
-  // True once the handler should stop: its timeout passed, the task was cancelled, or the
-  // worker is shutting down past its grace period. Thread-safe; blocking handlers poll it
-  // (or stop_token()); coroutine handlers are also cancelled at their next cancellable
-  // await (timers, Asio I/O).
+  /// True once the handler should stop: its timeout passed, the task was cancelled, or the
+  /// worker is shutting down past its grace period. Thread-safe; blocking handlers poll it
+  /// (or stop_token()); coroutine handlers are also cancelled at their next cancellable
+  /// await (timers, Asio I/O).
   bool cancelled() const noexcept;
   StopReason stop_reason() const noexcept;
   std::stop_token stop_token() const noexcept;
 
-  // Reports progress (fraction 0..1 and a message): restarts the task's ack_wait timer and
-  // logs an `executing` event whose details hold {"progress", "message"}: void(error_code).
-  // From a coroutine handler: co_await ctx.async_progress(0.5, "half").
+  /// Reports progress (fraction 0..1 and a message): restarts the task's ack_wait timer and
+  /// logs an `executing` event whose details hold {"progress", "message"}: void(error_code).
+  /// From a coroutine handler: co_await ctx.async_progress(0.5, "half").
   template <class CompletionToken = default_token>
   auto async_progress(double fraction, std::string message = {}, CompletionToken&& token = {}) {
     return detail::initiate<void>(token, executor(), [this, fraction, message = std::move(message)]() mutable {
       return progress(fraction, std::move(message));
     });
   }
-  // The same from a blocking handler (it runs on the worker's thread pool, never the io thread).
+  /// The same from a blocking handler (it runs on the worker's thread pool, never the io thread).
   void report_progress(double fraction, std::string message = {});
 
  private:
@@ -85,33 +85,33 @@ class TaskContext {
 };
 
 struct WorkerOptions {
-  // Queues served, in priority order (an earlier queue's tasks first); within a queue higher
-  // priority bands first.
+  /// Queues served, in priority order (an earlier queue's tasks first); within a queue higher
+  /// priority bands first.
   std::vector<std::string> queues{"default"};
-  // Tasks run at once. Also the number of deliveries prefetched per lane.
+  /// Tasks run at once. Also the number of deliveries prefetched per lane.
   std::size_t concurrency = 8;
-  // Names this worker in events and results; default "<host>-<pid>-<random>".
+  /// Names this worker in events and results; default "<host>-<pid>-<random>".
   std::string worker_id{};
-  // Per-attempt limit for tasks without their own `timeout`; nullopt: no limit.
+  /// Per-attempt limit for tasks without their own `timeout`; nullopt: no limit.
   std::optional<Duration> default_timeout{};
-  // On stop: how long running tasks may take to finish; the rest are cancelled and handed
-  // back to the queue for other workers.
+  /// On stop: how long running tasks may take to finish; the rest are cancelled and handed
+  /// back to the queue for other workers.
   Duration shutdown_timeout = std::chrono::seconds(30);
-  // After a timeout or cancellation, how long a handler may take to return before the
-  // attempt is settled without it (its result, if it ever returns, is discarded).
+  /// After a timeout or cancellation, how long a handler may take to return before the
+  /// attempt is settled without it (its result, if it ever returns, is discarded).
   Duration cancel_grace = std::chrono::seconds(2);
-  // Threads for blocking handlers; 0: as many as `concurrency`.
+  /// Threads for blocking handlers; 0: as many as `concurrency`.
   std::size_t blocking_threads = 0;
-  // A task whose dependencies have not completed is checked again after this long.
+  /// A task whose dependencies have not completed is checked again after this long.
   Duration dependency_poll = std::chrono::seconds(1);
-  // In-progress signals to the server while a handler runs; 0: a third of ack_wait.
+  /// In-progress signals to the server while a handler runs; 0: a third of ack_wait.
   Duration heartbeat = Duration::zero();
 
-  // Throws omniq::Error(invalid_argument / invalid_name) naming the option at fault.
+  /// Throws omniq::Error(invalid_argument / invalid_name) naming the option at fault.
   void validate() const;
 };
 
-// Counters since the worker started; read at any time from any thread.
+/// Counters since the worker started; read at any time from any thread.
 struct WorkerStats {
   std::uint64_t received = 0;         // deliveries taken from the queue
   std::uint64_t completed = 0;        // handlers that succeeded, result stored, acked
@@ -129,45 +129,45 @@ struct WorkerStats {
 
 class Worker {
  public:
-  // A coroutine handler; `args` and `kwargs` are the task's and stay valid while it runs.
+  /// A coroutine handler; `args` and `kwargs` are the task's and stay valid while it runs.
   using Handler =
       std::function<asio::awaitable<nlohmann::json>(TaskContext&, const nlohmann::json& args, const nlohmann::json& kwargs)>;
-  // A blocking handler, run on the worker's thread pool.
+  /// A blocking handler, run on the worker's thread pool.
   using BlockingHandler =
       std::function<nlohmann::json(TaskContext&, const nlohmann::json& args, const nlohmann::json& kwargs)>;
 
-  // Throws omniq::Error(invalid_argument) for bad options (see WorkerOptions::validate).
+  /// Throws omniq::Error(invalid_argument) for bad options (see WorkerOptions::validate).
   explicit Worker(NatsBackend& backend, WorkerOptions options = {});
-  // Asks a running worker to stop (as stop()). Waits for blocking handlers still running.
+  /// Asks a running worker to stop (as stop()). Waits for blocking handlers still running.
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Registers the handler for tasks whose `func` is `name`. Throws invalid_argument for an
-  // empty or already registered name, or once the worker runs.
+  /// Registers the handler for tasks whose `func` is `name`. Throws invalid_argument for an
+  /// empty or already registered name, or once the worker runs.
   void handle(std::string name, Handler handler);
   void handle_blocking(std::string name, BlockingHandler handler);
 
-  // Serves the queues until stop(), then shuts down gracefully and completes: void(error_code).
-  // Runs on the backend's executor; at most once per Worker (again: invalid_argument). Fails
-  // with what makes serving impossible at start (e.g. permission_denied provisioning the
-  // queues). Cancelling it (terminal cancellation through the handler's slot) is a stop():
-  // running tasks finish within shutdown_timeout, the rest is handed back, then it completes
-  // with operation_aborted.
+  /// Serves the queues until stop(), then shuts down gracefully and completes: void(error_code).
+  /// Runs on the backend's executor; at most once per Worker (again: invalid_argument). Fails
+  /// with what makes serving impossible at start (e.g. permission_denied provisioning the
+  /// queues). Cancelling it (terminal cancellation through the handler's slot) is a stop():
+  /// running tasks finish within shutdown_timeout, the rest is handed back, then it completes
+  /// with operation_aborted.
   template <class CompletionToken = default_token>
   auto async_run(CompletionToken&& token = {}) {
     return detail::initiate_with<void>(token, [this](Diagnostics* diag, asio::any_completion_handler<void(error_code)> h) {
       start_run(diag, std::move(h));
     });
   }
-  // async_run from a plain thread (not the backend's io thread): blocks until stopped and
-  // drained. Throws like async_run fails; the error-code form fills `ec` and `diag`.
+  /// async_run from a plain thread (not the backend's io thread): blocks until stopped and
+  /// drained. Throws like async_run fails; the error-code form fills `ec` and `diag`.
   void run_sync();
   void run_sync(error_code& ec, Diagnostics& diag);
-  // run_sync() that stops on SIGINT or SIGTERM.
+  /// run_sync() that stops on SIGINT or SIGTERM.
   void run_until_signal();
-  // Thread-safe; returns at once. The worker stops fetching, lets running tasks finish
-  // within shutdown_timeout, hands the rest back, and run() returns.
+  /// Thread-safe; returns at once. The worker stops fetching, lets running tasks finish
+  /// within shutdown_timeout, hands the rest back, and run() returns.
   void stop() noexcept;
 
   WorkerStats stats() const;

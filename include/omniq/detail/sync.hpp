@@ -19,7 +19,7 @@ namespace omniq::detail {
 
 namespace asio = boost::asio;
 
-// True when the calling thread is running `ex` (for the executor types a backend can use).
+/// True when the calling thread is running `ex` (for the executor types a backend can use).
 inline bool running_in(const asio::any_io_executor& ex) {
   if (auto* io = ex.target<asio::io_context::executor_type>()) return io->running_in_this_thread();
   if (auto* st = ex.target<asio::strand<asio::io_context::executor_type>>()) return st->running_in_this_thread();
@@ -27,10 +27,10 @@ inline bool running_in(const asio::any_io_executor& ex) {
   return false;
 }
 
-// Starts `start(token)` (an initiating function given its token) and blocks the calling thread
-// until it completes; the error-code form. The completion runs on the backend's executor `ex`
-// and hands plain values over, never an exception object. Calling it from a thread that runs
-// `ex` would wait for itself: that completes with errc::wrong_thread at once instead.
+/// Starts `start(token)` (an initiating function given its token) and blocks the calling thread
+/// until it completes; the error-code form. The completion runs on the backend's executor `ex`
+/// and hands plain values over, never an exception object. Calling it from a thread that runs
+/// `ex` would wait for itself: that completes with errc::wrong_thread at once instead.
 template <class T, class Start>
 T wait_blocking(const asio::any_io_executor& ex, const char* what, Start&& start, error_code& ec,
                 Diagnostics& diagnostics) {
@@ -44,8 +44,8 @@ T wait_blocking(const asio::any_io_executor& ex, const char* what, Start&& start
     if constexpr (!std::is_void_v<T>) return T{};
     else return;
   }
-  // The promise is shared with the handler: the io thread may still be inside set_value when
-  // this thread, woken, returns.
+  /// The promise is shared with the handler: the io thread may still be inside set_value when
+  /// this thread, woken, returns.
   if constexpr (std::is_void_v<T>) {
     auto done = std::make_shared<std::promise<error_code>>();
     auto outcome = done->get_future();
@@ -63,7 +63,7 @@ T wait_blocking(const asio::any_io_executor& ex, const char* what, Start&& start
   }
 }
 
-// The throwing form: an omniq::Error with the same code and message the error-code form reports.
+/// The throwing form: an omniq::Error with the same code and message the error-code form reports.
 template <class T, class Start>
 T wait_blocking(const asio::any_io_executor& ex, const char* what, Start&& start) {
   error_code ec;

@@ -12,7 +12,7 @@
 
 namespace omniq {
 
-// The names (to_string) are the exact lower-case words used in subjects.
+/// The names (to_string) are the exact lower-case words used in subjects.
 enum class EventType {
   enqueued,
   dequeued,
@@ -27,7 +27,7 @@ enum class EventType {
 };
 
 std::string_view to_string(EventType type) noexcept;
-// Throws omniq::Error(errc::decode_error) listing the valid values.
+/// Throws omniq::Error(errc::decode_error) listing the valid values.
 EventType parse_event_type(std::string_view text);
 
 struct TaskEvent {
@@ -47,7 +47,7 @@ struct TaskEvent {
 
   static TaskEvent make(EventType type, std::string task_id);
 
-  // Throws omniq::Error(errc::invalid_name) when task_id is not a safe subject token.
+  /// Throws omniq::Error(errc::invalid_name) when task_id is not a safe subject token.
   void validate() const;
 };
 

@@ -14,7 +14,7 @@ namespace omniq {
 enum class ResultStatus { pending, success, error, cancelled, expired };
 
 std::string_view to_string(ResultStatus status) noexcept;
-// Throws omniq::Error(errc::decode_error) listing the valid values.
+/// Throws omniq::Error(errc::decode_error) listing the valid values.
 ResultStatus parse_result_status(std::string_view text);
 
 struct TaskResult {
@@ -32,14 +32,14 @@ struct TaskResult {
   std::optional<Duration> execution_time{};
   nlohmann::json metadata = nlohmann::json::object();
 
-  // status success, result = value, completed_at = now().
+  /// status success, result = value, completed_at = now().
   static TaskResult success(std::string task_id, nlohmann::json value);
-  // status error, completed_at = now().
+  /// status error, completed_at = now().
   static TaskResult failure(std::string task_id, std::string error_type, std::string message);
 
-  // Throws omniq::Error(errc::invalid_name) when task_id is not a safe token (it is a key).
+  /// Throws omniq::Error(errc::invalid_name) when task_id is not a safe token (it is a key).
   void validate() const;
-  // The earlier of expires_at and created_at + ttl, or nullopt when neither is set.
+  /// The earlier of expires_at and created_at + ttl, or nullopt when neither is set.
   std::optional<Timestamp> expiry() const;
   bool is_expired(Timestamp at) const;  // at >= expiry()
 };

@@ -17,7 +17,7 @@ enum class ScheduleStatus { active, paused, completed, cancelled };
 
 std::string_view to_string(ScheduleType type) noexcept;
 std::string_view to_string(ScheduleStatus status) noexcept;
-// Throw omniq::Error(errc::decode_error) listing the valid values.
+/// Throw omniq::Error(errc::decode_error) listing the valid values.
 ScheduleType parse_schedule_type(std::string_view text);
 ScheduleStatus parse_schedule_status(std::string_view text);
 
@@ -42,47 +42,47 @@ struct Schedule {
   std::optional<Timestamp> expires_at{};
   nlohmann::json metadata = nlohmann::json::object();
 
-  // Parses the expression at once: an invalid expression or zone throws
-  // omniq::Error(errc::invalid_cron). next_run = the first occurrence after now().
+  /// Parses the expression at once: an invalid expression or zone throws
+  /// omniq::Error(errc::invalid_cron). next_run = the first occurrence after now().
   static Schedule from_cron(std::string expression, std::string func,
                             nlohmann::json args = nlohmann::json::array(),
                             nlohmann::json kwargs = nlohmann::json::object(),
                             std::string queue_name = "default", std::string time_zone = "UTC");
-  // `every` must be > 0 (else errc::invalid_argument). next_run = now() + every.
+  /// `every` must be > 0 (else errc::invalid_argument). next_run = now() + every.
   static Schedule from_interval(Duration every, std::string func,
                                 nlohmann::json args = nlohmann::json::array(),
                                 nlohmann::json kwargs = nlohmann::json::object(),
                                 std::string queue_name = "default");
-  // Runs once; next_run = at.
+  /// Runs once; next_run = at.
   static Schedule from_timestamp(Timestamp at, std::string func,
                                  nlohmann::json args = nlohmann::json::array(),
                                  nlohmann::json kwargs = nlohmann::json::object(),
                                  std::string queue_name = "default");
 
-  // Lifecycle. Each acts only from the states named; otherwise it changes nothing.
+  /// Lifecycle. Each acts only from the states named; otherwise it changes nothing.
   void pause();                       // active -> paused
   void resume(Timestamp at = now());  // paused -> active; cron and interval schedules get a
-                                      // fresh next_run after `at` (missed runs are skipped)
+                                      /// fresh next_run after `at` (missed runs are skipped)
   void cancel();                      // active or paused -> cancelled, next_run cleared
-  // Records the run of `occurrence` (the next_run that fired, not the wall clock, so an
-  // interval schedule does not drift): run_count + 1, last_run = occurrence, next_run = the
-  // next occurrence after it. Completes the schedule (next_run cleared) when max_runs is
-  // reached, no occurrence is left, or the next one is not before expiry().
+  /// Records the run of `occurrence` (the next_run that fired, not the wall clock, so an
+  /// interval schedule does not drift): run_count + 1, last_run = occurrence, next_run = the
+  /// next occurrence after it. Completes the schedule (next_run cleared) when max_runs is
+  /// reached, no occurrence is left, or the next one is not before expiry().
   void mark_run(Timestamp occurrence);
 
-  // The first occurrence strictly after `t`: cron → the expression's next match, interval →
-  // t + interval, timestamp → the timestamp if it is after t. Throws omniq::Error if the
-  // type's field is missing (invalid_argument) or the expression is invalid (invalid_cron).
+  /// The first occurrence strictly after `t`: cron → the expression's next match, interval →
+  /// t + interval, timestamp → the timestamp if it is after t. Throws omniq::Error if the
+  /// type's field is missing (invalid_argument) or the expression is invalid (invalid_cron).
   std::optional<Timestamp> compute_next_after(Timestamp t) const;
 
   bool is_ready(Timestamp at) const;  // active, next_run <= at, not expired
-  // The earlier of expires_at and created_at + ttl, or nullopt when neither is set.
+  /// The earlier of expires_at and created_at + ttl, or nullopt when neither is set.
   std::optional<Timestamp> expiry() const;
   bool is_expired(Timestamp at) const;  // at >= expiry()
 
-  // Throws omniq::Error: invalid_name for an id that is not a KV key or a queue name that is
-  // not a safe token; invalid_cron for a bad expression or zone; invalid_argument otherwise
-  // (empty func, missing cron_expression / interval / timestamp for the type, ...).
+  /// Throws omniq::Error: invalid_name for an id that is not a KV key or a queue name that is
+  /// not a safe token; invalid_cron for a bad expression or zone; invalid_argument otherwise
+  /// (empty func, missing cron_expression / interval / timestamp for the type, ...).
   void validate() const;
 };
 
