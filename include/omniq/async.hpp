@@ -13,8 +13,9 @@
 // limit, the server's text: see Diagnostics):
 //  - with_diagnostics(token): the error becomes an exception, as omniq::Error with that message
 //    (boost::system::system_error for codes of other categories, e.g. operation_aborted). The
-//    default token is with_diagnostics(asio::use_awaitable): `co_await q.async_enqueue(task)`
-//    throws the same omniq::Error the blocking form throws.
+//    default token behaves as with_diagnostics(asio::use_awaitable): `co_await
+//    q.async_enqueue(task)` throws the same omniq::Error the blocking form throws. (It awaits
+//    the compiled coroutine in place: no spawn, no type-erased handler on the common path.)
 //  - bind_diagnostics(diagnostics, token): the completion is unchanged and `diagnostics` holds
 //    the message once the handler runs (the error-code forms).
 #pragma once
@@ -134,9 +135,27 @@ template <class T>
 void launch(const asio::any_io_executor& executor, asio::awaitable<T> op, Diagnostics* diagnostics,
             asio::any_completion_handler<completion_t<T>> handler);
 
+template <class T, class CompletionToken, class MakeOp>
+auto initiate_spawned(CompletionToken&& token, asio::any_io_executor executor, MakeOp make_op);
+
 /// The initiating function of an operation the compiled coroutine `make_op()` performs.
 template <class T, class CompletionToken, class MakeOp>
 auto initiate(CompletionToken&& token, asio::any_io_executor executor, MakeOp make_op) {
+  if constexpr (std::is_same_v<std::decay_t<CompletionToken>, default_token>) {
+    // The default token, co_awaited in a coroutine: the compiled coroutine itself, run in place
+    // on the awaiting coroutine's executor and cancellation state, with no spawn and no
+    // type-erased handler in between. It completes as with_diagnostics(use_awaitable) would:
+    // the value, or the failure thrown (omniq::Error with its message).
+    (void)token;
+    (void)executor;
+    return std::move(make_op)();
+  } else {
+    return initiate_spawned<T>(token, std::move(executor), std::move(make_op));
+  }
+}
+
+template <class T, class CompletionToken, class MakeOp>
+auto initiate_spawned(CompletionToken&& token, asio::any_io_executor executor, MakeOp make_op) {
   return asio::async_initiate<CompletionToken, completion_t<T>>(
       [executor = std::move(executor)](auto handler, MakeOp make) {
         Diagnostics* diagnostics = diagnostics_of(handler);
