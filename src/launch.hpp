@@ -29,22 +29,14 @@ void launch(const asio::any_io_executor& executor, asio::awaitable<T> op, Diagno
             asio::any_completion_handler<completion_t<T>> handler) {
   auto slot = asio::get_associated_cancellation_slot(handler);
   auto work = asio::prefer(asio::get_associated_executor(handler, executor), asio::execution::outstanding_work.tracked);
-  if constexpr (std::is_void_v<T>) {
-    auto done = [handler = std::move(handler), work = std::move(work), diagnostics](std::exception_ptr failure) mutable {
-      const error_code ec = to_error_code(failure, diagnostics);
-      failure = nullptr;  // released here, on the thread that made it
-      asio::dispatch(work, asio::append(std::move(handler), ec));
-    };
-    asio::co_spawn(executor, std::move(op), asio::bind_cancellation_slot(slot, std::move(done)));
-  } else {
-    auto done = [handler = std::move(handler), work = std::move(work), diagnostics](std::exception_ptr failure,
-                                                                                     T value) mutable {
-      const error_code ec = to_error_code(failure, diagnostics);
-      failure = nullptr;
-      asio::dispatch(work, asio::append(std::move(handler), ec, std::move(value)));
-    };
-    asio::co_spawn(executor, std::move(op), asio::bind_cancellation_slot(slot, std::move(done)));
-  }
+  // co_spawn completes with (failure) for awaitable<void>, (failure, value) otherwise.
+  auto done = [handler = std::move(handler), work = std::move(work), diagnostics](std::exception_ptr failure,
+                                                                                   auto... value) mutable {
+    const error_code ec = to_error_code(failure, diagnostics);
+    failure = nullptr;  // released here, on the thread that made it
+    asio::dispatch(work, asio::append(std::move(handler), ec, std::move(value)...));
+  };
+  asio::co_spawn(executor, std::move(op), asio::bind_cancellation_slot(slot, std::move(done)));
 }
 
 }  // namespace omniq::detail

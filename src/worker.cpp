@@ -253,6 +253,11 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
 
   std::atomic<bool> started{false};
   std::atomic<bool> stopping{false};
+  // Thread-safe: the run stops fetching and drains (Worker::stop, a signal, a cancelled run).
+  void request_stop() noexcept {
+    stopping = true;
+    wake->ring();
+  }
   bool done = false;  // strand: run() finished; background loops end
 
   // Strand only.
@@ -1159,10 +1164,8 @@ asio::awaitable<void> Worker::run() {
 }
 
 void Worker::start_run(Diagnostics* diag, asio::any_completion_handler<void(error_code)> handler) {
-  detail::launch_stoppable(impl_->backend.get_executor(), run(), diag, std::move(handler), [impl = impl_] {
-    impl->stopping = true;
-    impl->wake->ring();
-  });
+  detail::launch_stoppable(impl_->backend.get_executor(), run(), diag, std::move(handler),
+                           [impl = impl_] { impl->request_stop(); });
 }
 
 void Worker::run_sync() {
@@ -1179,17 +1182,13 @@ void Worker::run_until_signal() {
   signals.async_wait([impl = impl_](boost::system::error_code ec, int signal) {
     if (ec) return;
     impl->log().info("omniq: worker {} received signal {}; shutting down", impl->options.worker_id, signal);
-    impl->stopping = true;
-    impl->wake->ring();
+    impl->request_stop();
   });
   run_sync();
   signals.cancel();
 }
 
-void Worker::stop() noexcept {
-  impl_->stopping = true;
-  impl_->wake->ring();
-}
+void Worker::stop() noexcept { impl_->request_stop(); }
 
 WorkerStats Worker::stats() const {
   const auto& c = impl_->counters;
