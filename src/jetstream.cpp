@@ -340,10 +340,9 @@ asio::awaitable<void> ensure_consumer(Connection& c, DurableConsumer d) {
 }
 
 asio::awaitable<std::optional<ConsumerState>> consumer_state(Connection& c, std::string stream, std::string name) {
-  std::optional<json> j = co_await consumer_info(c, std::move(stream), std::move(name));
+  std::optional<json> j = co_await consumer_info(c, stream, name);
   if (!j) co_return std::nullopt;
-  co_return ConsumerState{j->value("num_pending", std::uint64_t{0}), j->value("num_ack_pending", std::uint64_t{0}),
-                          j->value("num_redelivered", std::uint64_t{0})};
+  co_return consumer_counts(*j, stream, name);
 }
 
 // ---- ephemeral readers ----------------------------------------------------------------------

@@ -1019,7 +1019,18 @@ asio::awaitable<void> Worker::Impl::serve() {
     co_await backend.result_store().ensure();
     co_await backend.event_log().ensure();
   };
-  co_await retrying("preparing the streams and buckets", {}, [this] { return stopping.load(); }, std::move(provision));
+  bool provisioned = false;
+  try {
+    co_await retrying("preparing the streams and buckets", {}, [this] { return stopping.load(); }, std::move(provision));
+    provisioned = true;
+  } catch (const Error& e) {
+    if (!stopping || !is_transient(e.code())) throw;  // a stop while waiting for the cluster is no failure
+  }
+  if (!provisioned) {
+    done = true;
+    log().info("omniq: worker {} stopped before it began serving", options.worker_id);
+    co_return;
+  }
   tq.set_prefetch(options.concurrency);
   {
     std::lock_guard lock(handlers_mu);

@@ -668,3 +668,20 @@ TEST_CASE("a worker started while the server is down waits for it, then serves",
   CHECK(w.runs == 1);
   running.stop_and_join();
 }
+
+TEST_CASE("a worker stopped while it still waits for the server ends its run cleanly, having taken nothing",
+          "[worker][restart]") {
+  Fixture f([](Config& c) {
+    c.request_timeout = 500ms;
+    c.reconnect_time_wait = 100ms;
+  });
+  CountingWorker w(*f.backend);
+  f.server.stop();
+  Running running(w.worker);
+  std::this_thread::sleep_for(1500ms);  // its provisioning calls time out and are retried meanwhile
+  REQUIRE(running.done.wait_for(0s) == std::future_status::timeout);
+  w.worker.stop();  // a SIGTERM to a worker that never reached the server: no failure to report
+  REQUIRE(running.done.wait_for(5s) == std::future_status::ready);
+  CHECK_NOTHROW(running.done.get());
+  CHECK(w.runs == 0);
+}

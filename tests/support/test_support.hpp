@@ -104,7 +104,9 @@ struct TempDir {
     if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp " + pattern + " failed");
     path = pattern;
   }
+  // OMNIQ_KEEP_TEST_DIRS=1 keeps it (server stores, worker logs) for a post-mortem.
   ~TempDir() {
+    if (const char* keep = std::getenv("OMNIQ_KEEP_TEST_DIRS"); keep && *keep == '1') return;
     std::error_code ec;
     std::filesystem::remove_all(path, ec);
   }

@@ -17,6 +17,7 @@
 
 #include "omniq/backend.hpp"
 #include "omniq/config.hpp"
+#include "omniq/error.hpp"
 #include "omniq/event_log.hpp"
 #include "omniq/result_store.hpp"
 #include "omniq/task_queue.hpp"
@@ -45,10 +46,17 @@ class Fleet {
     std::string out;
     for (const auto& w : workers_) {
       const std::string text = w->output();
+      // The start of the last `lines` lines: after the (lines + 1)-th newline from the end.
+      std::size_t from = 0;
       std::size_t at = text.size();
-      for (std::size_t n = 0; n <= lines && at > 0 && at != std::string::npos; ++n) at = text.rfind('\n', at - 1);
+      for (std::size_t n = 0; n <= lines && at > 0; ++n) {
+        at = text.rfind('\n', at - 1);
+        if (at == std::string::npos) break;
+        from = at + 1;
+      }
+      if (at == std::string::npos) from = 0;
       out += "---- " + w->log_path().string() + " (" + w->state() + ", " + std::to_string(text.size()) +
-             " bytes)\n" + text.substr(at == std::string::npos ? 0 : at + 1);
+             " bytes)\n" + text.substr(from);
     }
     return out;
   }
@@ -79,7 +87,23 @@ struct Outcome {
   std::vector<std::string> lost_how{};
 };
 
+// The counting reads, retried for up to 30 s while they fail transiently: right after a
+// cluster recovers, JetStream may still answer "unavailable" (10008) for a moment.
+inline Outcome outcome_once(NatsBackend& backend, const std::set<std::string>& ids, const std::string& queue);
+
 inline Outcome outcome(NatsBackend& backend, const std::set<std::string>& ids, const std::string& queue) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    try {
+      return outcome_once(backend, ids, queue);
+    } catch (const Error& e) {
+      if (!is_transient(e.code()) || std::chrono::steady_clock::now() >= until) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  }
+}
+
+inline Outcome outcome_once(NatsBackend& backend, const std::set<std::string>& ids, const std::string& queue) {
   Outcome o;
   o.enqueued = ids.size();
   std::set<std::string> done;
@@ -145,7 +169,8 @@ inline void require_drained(NatsBackend& backend, const std::string& queue, Dura
 inline Outcome drain_and_count(NatsBackend& backend, Fleet& fleet, const std::set<std::string>& ids,
                                const std::string& queue, Duration timeout) {
   require_drained(backend, queue, timeout, fleet);
-  CHECK(fleet.stop_all());
+  if (!fleet.stop_all())
+    FAIL_CHECK("a worker did not exit 0 on SIGTERM; the workers' logs end with:\n" << fleet.log_tails());
   return outcome(backend, ids, queue);
 }
 

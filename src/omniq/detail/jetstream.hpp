@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "omniq/detail/connection.hpp"
+#include "omniq/detail/js_answers.hpp"
 #include "omniq/time.hpp"
 
 namespace omniq::detail {
@@ -117,12 +118,8 @@ struct DurableConsumer {
 // permission_denied when there is none.
 asio::awaitable<void> ensure_consumer(Connection& c, DurableConsumer consumer);
 
-struct ConsumerState {
-  std::uint64_t num_pending = 0;      // not yet delivered
-  std::uint64_t num_ack_pending = 0;  // delivered, not yet acknowledged
-  std::uint64_t num_redelivered = 0;
-};
-// nullopt when the consumer does not exist.
+// nullopt when the consumer does not exist; otherwise consumer_counts of its info
+// (detail/js_answers.hpp).
 asio::awaitable<std::optional<ConsumerState>> consumer_state(Connection& c, std::string stream, std::string name);
 
 // ---- ephemeral readers ----------------------------------------------------------------------
