@@ -189,10 +189,10 @@ std::string schedule_token(std::string_view schedule_id);
 }  // namespace events
 
 /// The blocking forms: each in a throwing form and an error-code form (see SyncTaskQueue).
-class SyncEventFollower {
+class SyncEventFollower : detail::Blocking {
  public:
   SyncEventFollower(EventFollower follower, asio::any_io_executor ex)
-      : follower_(std::move(follower)), ex_(std::move(ex)) {}
+      : Blocking(std::move(ex)), follower_(std::move(follower)) {}
   std::optional<TaskEvent> next(Duration timeout) { return wait<std::optional<TaskEvent>>("EventFollower.next", [&](auto t) { return follower_.async_next(timeout, t); }); }
   std::optional<TaskEvent> next(Duration timeout, error_code& ec, Diagnostics& diag) {
     return wait<std::optional<TaskEvent>>("EventFollower.next", [&](auto t) { return follower_.async_next(timeout, t); }, ec, diag);
@@ -205,17 +205,12 @@ class SyncEventFollower {
   const std::string& filter_subject() const noexcept { return follower_.filter_subject(); }
 
  private:
-  template <class T, class Start, class... Out>
-  T wait(const char* what, Start&& start, Out&... out) {
-    return detail::wait_blocking<T>(ex_, what, std::forward<Start>(start), out...);
-  }
   EventFollower follower_;
-  asio::any_io_executor ex_;
 };
 
-class SyncEventLog {
+class SyncEventLog : detail::Blocking {
  public:
-  explicit SyncEventLog(EventLog& part) : part_(part) {}
+  explicit SyncEventLog(EventLog& part) : Blocking(part.backend().get_executor()), part_(part) {}
   void ensure() { wait<void>("event_log.ensure", [&](auto t) { return part_.async_ensure(t); }); }
   void ensure(error_code& ec, Diagnostics& diag) {
     wait<void>("event_log.ensure", [&](auto t) { return part_.async_ensure(t); }, ec, diag);
@@ -251,11 +246,6 @@ class SyncEventLog {
   }
 
  private:
-  asio::any_io_executor executor() { return part_.backend().get_executor(); }
-  template <class T, class Start, class... Out>
-  T wait(const char* what, Start&& start, Out&... out) {
-    return detail::wait_blocking<T>(executor(), what, std::forward<Start>(start), out...);
-  }
   EventLog& part_;
 };
 

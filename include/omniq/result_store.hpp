@@ -159,9 +159,9 @@ class ResultStore {
 };
 
 /// The blocking forms: each in a throwing form and an error-code form (see SyncTaskQueue).
-class SyncResultStore {
+class SyncResultStore : detail::Blocking {
  public:
-  explicit SyncResultStore(ResultStore& part) : part_(part) {}
+  explicit SyncResultStore(ResultStore& part) : Blocking(part.backend().get_executor()), part_(part) {}
   void ensure() { wait<void>("result_store.ensure", [&](auto t) { return part_.async_ensure(t); }); }
   void ensure(error_code& ec, Diagnostics& diag) {
     wait<void>("result_store.ensure", [&](auto t) { return part_.async_ensure(t); }, ec, diag);
@@ -242,10 +242,6 @@ class SyncResultStore {
   }
 
  private:
-  template <class T, class Start, class... Out>
-  T wait(const char* what, Start&& start, Out&... out) {
-    return detail::wait_blocking<T>(part_.backend().get_executor(), what, std::forward<Start>(start), out...);
-  }
   ResultStore& part_;
 };
 

@@ -138,9 +138,9 @@ class ScheduleStore {
 };
 
 /// The blocking forms: each in a throwing form and an error-code form (see SyncTaskQueue).
-class SyncScheduleStore {
+class SyncScheduleStore : detail::Blocking {
  public:
-  explicit SyncScheduleStore(ScheduleStore& part) : part_(part) {}
+  explicit SyncScheduleStore(ScheduleStore& part) : Blocking(part.backend().get_executor()), part_(part) {}
   void ensure() { wait<void>("schedule_store.ensure", [&](auto t) { return part_.async_ensure(t); }); }
   void ensure(error_code& ec, Diagnostics& diag) {
     wait<void>("schedule_store.ensure", [&](auto t) { return part_.async_ensure(t); }, ec, diag);
@@ -187,10 +187,6 @@ class SyncScheduleStore {
   }
 
  private:
-  template <class T, class Start, class... Out>
-  T wait(const char* what, Start&& start, Out&... out) {
-    return detail::wait_blocking<T>(part_.backend().get_executor(), what, std::forward<Start>(start), out...);
-  }
   ScheduleStore& part_;
 };
 

@@ -365,9 +365,9 @@ class TaskQueue {
 /// The blocking forms, for plain threads: each operation in a throwing form (omniq::Error with
 /// the same code and message as the asynchronous form) and an error-code form filling `ec` and
 /// `diag`. Not on the backend's own io thread: there they fail with errc::wrong_thread.
-class SyncLease {
+class SyncLease : detail::Blocking {
  public:
-  SyncLease(Lease lease, asio::any_io_executor ex) : lease_(std::move(lease)), ex_(std::move(ex)) {}
+  SyncLease(Lease lease, asio::any_io_executor ex) : Blocking(std::move(ex)), lease_(std::move(lease)) {}
   const Task& task() const noexcept { return lease_.task(); }
   std::uint64_t delivery() const noexcept { return lease_.delivery(); }
   std::uint64_t stream_sequence() const noexcept { return lease_.stream_sequence(); }
@@ -395,17 +395,12 @@ class SyncLease {
   }
 
  private:
-  template <class T, class Start, class... Out>
-  T wait(const char* what, Start&& start, Out&... out) {
-    return detail::wait_blocking<T>(ex_, what, std::forward<Start>(start), out...);
-  }
   Lease lease_;
-  asio::any_io_executor ex_;
 };
 
-class SyncTaskQueue {
+class SyncTaskQueue : detail::Blocking {
  public:
-  explicit SyncTaskQueue(TaskQueue& part) : part_(part) {}
+  explicit SyncTaskQueue(TaskQueue& part) : Blocking(part.backend().get_executor()), part_(part) {}
   void ensure() { wait<void>("task_queue.ensure", [&](auto t) { return part_.async_ensure(t); }); }
   void ensure(error_code& ec, Diagnostics& diag) {
     wait<void>("task_queue.ensure", [&](auto t) { return part_.async_ensure(t); }, ec, diag);
@@ -526,11 +521,6 @@ class SyncTaskQueue {
   }
 
  private:
-  asio::any_io_executor executor() { return part_.backend().get_executor(); }
-  template <class T, class Start, class... Out>
-  T wait(const char* what, Start&& start, Out&... out) {
-    return detail::wait_blocking<T>(executor(), what, std::forward<Start>(start), out...);
-  }
   std::optional<SyncLease> to_sync(std::optional<Lease> lease) {
     if (!lease) return std::nullopt;
     return SyncLease(std::move(*lease), executor());

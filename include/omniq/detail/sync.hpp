@@ -78,4 +78,19 @@ T wait_blocking(const asio::any_io_executor& ex, const char* what, Start&& start
   }
 }
 
+/// The base of the blocking classes (SyncTaskQueue, SyncLease, ...): the executor their
+/// operations run on, and the one wait every blocking member goes through.
+class Blocking {
+ protected:
+  explicit Blocking(asio::any_io_executor ex) : ex_(std::move(ex)) {}
+  const asio::any_io_executor& executor() const noexcept { return ex_; }
+  template <class T, class Start, class... Out>
+  T wait(const char* what, Start&& start, Out&... out) const {
+    return wait_blocking<T>(ex_, what, std::forward<Start>(start), out...);
+  }
+
+ private:
+  asio::any_io_executor ex_;
+};
+
 }  // namespace omniq::detail
