@@ -4,25 +4,28 @@
 #include "omniq/detail/ensure.hpp"
 #include "omniq/result_store.hpp"
 
-#include "omniq/detail/kv.hpp"
+#include "omniq/detail/model_bucket.hpp"
 #include "omniq/error.hpp"
 #include "omniq/validation.hpp"
 
 namespace omniq {
 
 namespace {
-detail::KvBucket bucket_of(NatsBackend& backend) {
-  return detail::KvBucket(detail::connection_of(backend), backend.config().results_bucket.name);
-}
-
-// A stored result, or decode_error naming its key: any client allowed to publish on the
-// bucket's subjects may have put something else there.
-TaskResult decode_stored(const NatsBackend& backend, const detail::KvEntry& entry) {
-  return detail::decode_entry(entry, "result", backend.config().results_bucket.name, [&](std::string_view text) {
+// Results by task id. A stored value that is another task's result is refused like one that
+// does not decode.
+struct ResultTraits {
+  static constexpr std::string_view kind = "result";
+  static std::string label(const TaskResult& result) { return "result of task " + result.task_id; }
+  static TaskResult decode(std::string_view text, const std::string& key) {
     TaskResult result = decode_result(text);
-    if (result.task_id != entry.key) throw_error(errc::decode_error, "it holds the result of task " + result.task_id);
+    if (result.task_id != key) throw_error(errc::decode_error, "it holds the result of task " + result.task_id);
     return result;
-  });
+  }
+};
+using Results = detail::ModelBucket<TaskResult, ResultTraits>;
+
+Results results_of(NatsBackend& backend) {
+  return Results(detail::connection_of(backend), backend.config().results_bucket);
 }
 }  // namespace
 
@@ -35,43 +38,34 @@ asio::awaitable<BucketReport> ResultStore::info() {
   co_return co_await detail::bucket_report(backend_.connection(), backend_.config().results_bucket.name);
 }
 
-std::string ResultStore::checked_value(const TaskResult& result) const {
-  result.validate();
-  std::string value = encode(result);
-  detail::check_value_size("result of task " + result.task_id, value.size(), backend_.config().results_bucket.max_value_size,
-                           backend_.connection().max_payload());
-  return value;
-}
-
 asio::awaitable<std::uint64_t> ResultStore::set(TaskResult result) {
-  std::string value = checked_value(result);
+  auto results = results_of(backend_);
+  std::string value = results.checked_value(result);
   co_await ensure();
-  auto bucket = bucket_of(backend_);
-  co_return co_await bucket.put(result.task_id, std::move(value));
+  co_return co_await results.kv().put(result.task_id, std::move(value));
 }
 
 asio::awaitable<std::optional<std::uint64_t>> ResultStore::create(TaskResult result) {
-  std::string value = checked_value(result);
+  auto results = results_of(backend_);
+  std::string value = results.checked_value(result);
   co_await ensure();
-  auto bucket = bucket_of(backend_);
-  co_return co_await bucket.create(result.task_id, std::move(value), detail::Served::by_leader);
+  co_return co_await results.kv().create(result.task_id, std::move(value), detail::Served::by_leader);
 }
 
 asio::awaitable<std::optional<std::uint64_t>> ResultStore::update(TaskResult result, std::uint64_t expected_revision) {
-  std::string value = checked_value(result);
+  auto results = results_of(backend_);
+  std::string value = results.checked_value(result);
   co_await ensure();
-  auto bucket = bucket_of(backend_);
-  co_return co_await bucket.update(result.task_id, std::move(value), expected_revision);
+  co_return co_await results.kv().update(result.task_id, std::move(value), expected_revision);
 }
 
 asio::awaitable<std::optional<ResultRecord>> ResultStore::read(std::string task_id, bool by_leader) {
   const detail::Served served = by_leader ? detail::Served::by_leader : detail::Served::by_any_replica;
   validate_token("task_id", task_id);
   co_await ensure();
-  auto bucket = bucket_of(backend_);
-  auto entry = co_await bucket.get(task_id, served);
-  if (!entry) co_return std::nullopt;
-  co_return ResultRecord{decode_stored(backend_, *entry), entry->revision};
+  auto stored = co_await results_of(backend_).read(std::move(task_id), served);
+  if (!stored) co_return std::nullopt;
+  co_return ResultRecord{std::move(stored->model), stored->revision};
 }
 
 asio::awaitable<std::optional<ResultRecord>> ResultStore::get_record(std::string task_id) {
@@ -88,10 +82,7 @@ asio::awaitable<std::optional<TaskResult>> ResultStore::get(std::string task_id)
 asio::awaitable<bool> ResultStore::remove(std::string task_id) {
   validate_token("task_id", task_id);
   co_await ensure();
-  auto bucket = bucket_of(backend_);
-  if (!co_await bucket.get(task_id)) co_return false;
-  co_await bucket.erase(task_id);
-  co_return true;
+  co_return co_await results_of(backend_).remove(std::move(task_id));
 }
 
 asio::awaitable<std::vector<TaskResult>> ResultStore::list(std::optional<ResultStatus> status,
@@ -100,35 +91,22 @@ asio::awaitable<std::vector<TaskResult>> ResultStore::list(std::optional<ResultS
   const Timestamp t = now();
   std::vector<TaskResult> out;
   std::size_t matched = 0;
-  auto bucket = bucket_of(backend_);
-  for (auto& entry : co_await bucket.list()) {
-    std::optional<TaskResult> result;
-    try {
-      result = decode_stored(backend_, entry);
-    } catch (const Error& e) {
-      backend_.log().warn("omniq: skipping a stored value: {}", e.what());
-      continue;
-    }
-    if ((status && result->status != *status) || result->is_expired(t)) continue;
-    if (matched++ >= offset && out.size() < limit) out.push_back(std::move(*result));
+  for (auto& [entry, result] : co_await results_of(backend_).list(&backend_.log())) {
+    if ((status && result.status != *status) || result.is_expired(t)) continue;
+    if (matched++ >= offset && out.size() < limit) out.push_back(std::move(result));
   }
   co_return out;
 }
 
 asio::awaitable<std::size_t> ResultStore::cleanup_expired() {
   co_await ensure();
-  auto bucket = bucket_of(backend_);
+  auto results = results_of(backend_);
   const Timestamp t = now();
   std::size_t removed = 0;
-  for (auto& entry : co_await bucket.list()) {
-    std::optional<TaskResult> result;
-    try {
-      result = decode_stored(backend_, entry);
-    } catch (const Error&) {
-      continue;  // not ours to judge; list_results reports it
-    }
-    if (!result->is_expired(t)) continue;
-    co_await bucket.erase(entry.key);
+  // What cannot be read is not ours to judge (list reports it).
+  for (auto& [entry, result] : co_await results.list(nullptr)) {
+    if (!result.is_expired(t)) continue;
+    co_await results.kv().erase(entry.key);
     ++removed;
   }
   co_return removed;
@@ -137,14 +115,14 @@ asio::awaitable<std::size_t> ResultStore::cleanup_expired() {
 asio::awaitable<std::optional<TaskResult>> ResultStore::wait_for_result(std::string task_id, Duration timeout) {
   validate_token("task_id", task_id);
   co_await ensure();
-  auto bucket = bucket_of(backend_);
+  auto results = results_of(backend_);
   // A pending result is a worker's claim: the watch goes on to what it stores next. A value
-  // that cannot be read ends the wait, and decode_stored below says why; one that can is
+  // that cannot be read ends the wait, and the decode below says why; one that can is
   // decoded once, here.
   std::optional<TaskResult> final_result;
-  std::function<bool(const detail::KvEntry&)> is_final = [this, &final_result](const detail::KvEntry& entry) {
+  std::function<bool(const detail::KvEntry&)> is_final = [&results, &final_result](const detail::KvEntry& entry) {
     try {
-      TaskResult r = decode_stored(backend_, entry);
+      TaskResult r = results.decode(entry);
       if (r.status == ResultStatus::pending) return false;
       final_result = std::move(r);
     } catch (const Error&) {
@@ -152,10 +130,10 @@ asio::awaitable<std::optional<TaskResult>> ResultStore::wait_for_result(std::str
     }
     return true;
   };
-  auto entry = co_await bucket.wait_for(task_id, timeout, std::move(is_final));
+  auto entry = co_await results.kv().wait_for(task_id, timeout, std::move(is_final));
   if (!entry) co_return std::nullopt;
   if (final_result) co_return std::move(final_result);
-  co_return decode_stored(backend_, *entry);
+  co_return results.decode(*entry);
 }
 
 }  // namespace omniq

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "omniq/detail/kv.hpp"
+#include "omniq/detail/model_bucket.hpp"
 #include "omniq/error.hpp"
 #include "omniq/event_log.hpp"
 #include "omniq/validation.hpp"
@@ -13,22 +13,26 @@
 namespace omniq {
 
 namespace {
-detail::KvBucket bucket_of(NatsBackend& backend) {
-  return detail::KvBucket(detail::connection_of(backend), backend.config().schedules_bucket.name);
-}
 constexpr int kChangeAttempts = 10;  // compare-and-swap retries of pause / resume
 
-// A stored schedule, or decode_error naming its key. Any client allowed to publish on the
-// bucket's subjects may have put something there that decodes and still cannot be fired (an
-// invalid cron expression, an id that is not its key): a scheduler would enqueue its task on
-// every tick and never advance it, so such a value is refused like one that does not decode.
-Schedule decode_stored(const NatsBackend& backend, const detail::KvEntry& entry) {
-  return detail::decode_entry(entry, "schedule", backend.config().schedules_bucket.name, [&](std::string_view text) {
+// Schedules by id. Any client allowed to publish on the bucket's subjects may have put
+// something there that decodes and still cannot be fired (an invalid cron expression, an id
+// that is not its key): a scheduler would enqueue its task on every tick and never advance it,
+// so such a value is refused like one that does not decode.
+struct ScheduleTraits {
+  static constexpr std::string_view kind = "schedule";
+  static std::string label(const Schedule& schedule) { return "schedule " + schedule.id; }
+  static Schedule decode(std::string_view text, const std::string& key) {
     Schedule schedule = decode_schedule(text);
-    if (schedule.id != entry.key) throw_error(errc::decode_error, "it holds schedule " + schedule.id);
+    if (schedule.id != key) throw_error(errc::decode_error, "it holds schedule " + schedule.id);
     schedule.validate();
     return schedule;
-  });
+  }
+};
+using Schedules = detail::ModelBucket<Schedule, ScheduleTraits>;
+
+Schedules schedules_of(NatsBackend& backend) {
+  return Schedules(detail::connection_of(backend), backend.config().schedules_bucket);
 }
 }  // namespace
 
@@ -41,73 +45,52 @@ asio::awaitable<BucketReport> ScheduleStore::info() {
   co_return co_await detail::bucket_report(backend_.connection(), backend_.config().schedules_bucket.name);
 }
 
-std::string ScheduleStore::checked_value(const Schedule& schedule) const {
-  schedule.validate();
-  std::string value = encode(schedule);
-  detail::check_value_size("schedule " + schedule.id, value.size(), backend_.config().schedules_bucket.max_value_size,
-                           backend_.connection().max_payload());
-  return value;
-}
-
 asio::awaitable<std::uint64_t> ScheduleStore::create_schedule(Schedule schedule) {
-  std::string value = checked_value(schedule);
+  auto schedules = schedules_of(backend_);
+  std::string value = schedules.checked_value(schedule);
   co_await ensure();
-  auto bucket = bucket_of(backend_);
-  auto revision = co_await bucket.create(schedule.id, std::move(value));
+  auto revision = co_await schedules.kv().create(schedule.id, std::move(value));
   if (!revision) throw_error(errc::already_exists, "schedule " + schedule.id + " already exists");
   co_return *revision;
 }
 
 asio::awaitable<std::uint64_t> ScheduleStore::save_schedule(Schedule schedule) {
-  std::string value = checked_value(schedule);
+  auto schedules = schedules_of(backend_);
+  std::string value = schedules.checked_value(schedule);
   co_await ensure();
-  auto bucket = bucket_of(backend_);
-  co_return co_await bucket.put(schedule.id, std::move(value));
+  co_return co_await schedules.kv().put(schedule.id, std::move(value));
 }
 
 asio::awaitable<std::optional<ScheduleRecord>> ScheduleStore::get_schedule(std::string schedule_id) {
   validate_kv_key("schedule_id", schedule_id);
   co_await ensure();
-  auto bucket = bucket_of(backend_);
-  auto entry = co_await bucket.get(schedule_id);
-  if (!entry) co_return std::nullopt;
-  co_return ScheduleRecord{decode_stored(backend_, *entry), entry->revision};
+  auto stored = co_await schedules_of(backend_).read(std::move(schedule_id));
+  if (!stored) co_return std::nullopt;
+  co_return ScheduleRecord{std::move(stored->model), stored->revision};
 }
 
 asio::awaitable<std::optional<std::uint64_t>> ScheduleStore::update_schedule(Schedule schedule,
                                                                               std::uint64_t expected_revision) {
-  std::string value = checked_value(schedule);
+  auto schedules = schedules_of(backend_);
+  std::string value = schedules.checked_value(schedule);
   co_await ensure();
-  auto bucket = bucket_of(backend_);
-  co_return co_await bucket.update(schedule.id, std::move(value), expected_revision);
+  co_return co_await schedules.kv().update(schedule.id, std::move(value), expected_revision);
 }
 
 asio::awaitable<bool> ScheduleStore::delete_schedule(std::string schedule_id) {
   validate_kv_key("schedule_id", schedule_id);
   co_await ensure();
-  auto bucket = bucket_of(backend_);
-  if (!co_await bucket.get(schedule_id)) co_return false;
-  co_await bucket.erase(schedule_id);
-  co_return true;
+  co_return co_await schedules_of(backend_).remove(std::move(schedule_id));
 }
 
 asio::awaitable<std::vector<ScheduleRecord>> ScheduleStore::list_schedules(std::optional<ScheduleStatus> status,
                                                                           std::size_t limit, std::size_t offset) {
   co_await ensure();
-  auto bucket = bucket_of(backend_);
-  std::vector<detail::KvEntry> entries = co_await bucket.list();
   std::vector<ScheduleRecord> out;
   std::size_t matched = 0;
-  for (auto& entry : entries) {
-    std::optional<Schedule> schedule;
-    try {
-      schedule = decode_stored(backend_, entry);
-    } catch (const Error& e) {
-      backend_.log().warn("omniq: skipping a stored value: {}", e.what());
-      continue;
-    }
-    if (status && schedule->status != *status) continue;
-    if (matched++ >= offset && out.size() < limit) out.push_back(ScheduleRecord{std::move(*schedule), entry.revision});
+  for (auto& [entry, schedule] : co_await schedules_of(backend_).list(&backend_.log())) {
+    if (status && schedule.status != *status) continue;
+    if (matched++ >= offset && out.size() < limit) out.push_back(ScheduleRecord{std::move(schedule), entry.revision});
   }
   co_return out;
 }

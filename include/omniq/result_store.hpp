@@ -152,7 +152,6 @@ class ResultStore {
   asio::awaitable<std::size_t> cleanup_expired();
   asio::awaitable<std::optional<TaskResult>> wait_for_result(std::string task_id, Duration timeout);
 
-  std::string checked_value(const TaskResult& result) const;
   asio::awaitable<std::optional<ResultRecord>> read(std::string task_id, bool by_leader);
   NatsBackend& backend_;
   detail::Provisioned provisioned_;

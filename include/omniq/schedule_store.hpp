@@ -130,7 +130,6 @@ class ScheduleStore {
   asio::awaitable<bool> pause_schedule(std::string schedule_id);
   asio::awaitable<bool> resume_schedule(std::string schedule_id);
 
-  std::string checked_value(const Schedule& schedule) const;
   template <class Change>
   asio::awaitable<bool> change(std::string schedule_id, Change change);
   NatsBackend& backend_;
