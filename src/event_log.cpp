@@ -161,28 +161,17 @@ asio::awaitable<void> EventLog::log_events(std::vector<TaskEvent> events) {
   }
   if (events.empty()) co_return;
   co_await ensure();
-  const auto replies = co_await detail::request_all(connection, std::move(requests), kPublishWindow);
-  std::size_t stored = 0;
-  std::optional<std::size_t> failed_at;
-  errc kind = errc::nats_error;
-  std::string reason;
-  for (std::size_t i = 0; i < replies.size(); ++i) {
-    try {
-      if (replies[i].error) std::rethrow_exception(replies[i].error);
-      detail::parse_pub_ack(replies[i].reply, "logging event " + events[i].id);
-      ++stored;
-    } catch (const Error& e) {
-      if (!failed_at) {
-        failed_at = i;
-        kind = e.kind();
-        reason = e.what();
-      }
-    }
+  const detail::BatchFailures failures = co_await detail::publish_batch(
+      connection, std::move(requests), kPublishWindow, [&](std::size_t i) { return "logging event " + events[i].id; });
+  if (failures.failed.empty()) co_return;
+  const std::size_t at = failures.failed.front();
+  try {
+    std::rethrow_exception(failures.first);
+  } catch (const Error& e) {  // with how far the batch got
+    throw_error(e.kind(), "log_events: " + std::to_string(events.size() - failures.failed.size()) + " of " +
+                              std::to_string(events.size()) + " events stored; event " + std::to_string(at) + " (" +
+                              events[at].id + ", task " + events[at].task_id + ") failed: " + e.what());
   }
-  if (failed_at)
-    throw_error(kind, "log_events: " + std::to_string(stored) + " of " + std::to_string(events.size()) +
-                          " events stored; event " + std::to_string(*failed_at) + " (" + events[*failed_at].id +
-                          ", task " + events[*failed_at].task_id + ") failed: " + reason);
 }
 
 asio::awaitable<std::vector<TaskEvent>> EventLog::get_events(std::optional<std::string> task_id,

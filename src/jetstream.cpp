@@ -107,6 +107,24 @@ std::optional<PubAck> parse_pub_ack(const Reply& reply, const std::string& what,
   return PubAck{j->value("stream", std::string()), j->value("seq", std::uint64_t{0}), j->value("duplicate", false)};
 }
 
+asio::awaitable<BatchFailures> publish_batch(Connection& c, std::vector<Request> requests, std::size_t window,
+                                             std::function<std::string(std::size_t)> what) {
+  const std::vector<RequestOutcome> outcomes = co_await request_all(c, std::move(requests), window);
+  BatchFailures out;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    try {
+      if (outcomes[i].error) std::rethrow_exception(outcomes[i].error);
+      parse_pub_ack(outcomes[i].reply, what(i));
+    } catch (...) {
+      auto failure = std::current_exception();
+      if (!out.first) out.first = failure;
+      if (!out.worst || (is_transient(out.worst) && !is_transient(failure))) out.worst = failure;
+      out.failed.push_back(i);
+    }
+  }
+  co_return out;
+}
+
 asio::awaitable<std::vector<RequestOutcome>> request_all(Connection& c, std::vector<Request> requests,
                                                          std::size_t window) {
   const std::size_t n = requests.size();

@@ -315,23 +315,13 @@ asio::awaitable<std::vector<std::string>> TaskQueue::enqueue_batch(std::vector<T
     requests.reserve(left.size());
     // Copies: the data is kept for a retry.
     for (std::size_t i : left) requests.push_back(task_publish(config, tasks[i], encoded[i], tasks[i].id));
-    std::vector<detail::RequestOutcome> outcomes =
-        co_await detail::request_all(backend_.connection(), std::move(requests), kPublishWindow);
+    detail::BatchFailures failures = co_await detail::publish_batch(
+        backend_.connection(), std::move(requests), kPublishWindow,
+        [&](std::size_t k) { return "enqueueing task " + tasks[left[k]].id; });
     std::vector<std::size_t> failed;
-    std::exception_ptr worst;  // a failure that cannot pass before one that may
-    for (std::size_t k = 0; k < outcomes.size(); ++k) {
-      const std::size_t i = left[k];
-      try {
-        if (outcomes[k].error) std::rethrow_exception(outcomes[k].error);
-        detail::parse_pub_ack(outcomes[k].reply, "enqueueing task " + tasks[i].id);
-      } catch (...) {
-        auto failure = std::current_exception();
-        if (!worst || (detail::is_transient(worst) && !detail::is_transient(failure))) worst = failure;
-        failed.push_back(i);
-      }
-    }
+    for (std::size_t k : failures.failed) failed.push_back(left[k]);
     left = std::move(failed);
-    if (worst) std::rethrow_exception(worst);
+    if (failures.worst) std::rethrow_exception(failures.worst);
   };
   try {
     co_await while_passing(config.publish_timeout, std::move(round));

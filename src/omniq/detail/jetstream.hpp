@@ -66,6 +66,18 @@ struct RequestOutcome {
 asio::awaitable<std::vector<RequestOutcome>> request_all(Connection& c, std::vector<Request> requests,
                                                          std::size_t window = 4096);
 
+// What a batch of JetStream publishes left unstored.
+struct BatchFailures {
+  std::vector<std::size_t> failed{};  // indexes into the batch, in order
+  std::exception_ptr first{};         // the failure of failed.front()
+  std::exception_ptr worst{};         // one no retry can pass, before one that may
+};
+// Publishes every request (request_all) and reads each acknowledgement; `what(i)` names
+// publish i in its failure ("enqueueing task x"). The one batch publish of enqueue_batch and
+// log_events.
+asio::awaitable<BatchFailures> publish_batch(Connection& c, std::vector<Request> requests, std::size_t window,
+                                             std::function<std::string(std::size_t)> what);
+
 // A message read back from a stream by direct get.
 struct StoredMessage {
   std::string subject{};
