@@ -17,10 +17,9 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/dispatch.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
-#include <boost/asio/prefer.hpp>
 
 #include "omniq/async.hpp"
+#include "omniq/detail/bridge.hpp"
 
 namespace omniq::detail {
 
@@ -28,7 +27,7 @@ template <class T>
 void launch(const asio::any_io_executor& executor, asio::awaitable<T> op, Diagnostics* diagnostics,
             asio::any_completion_handler<completion_t<T>> handler) {
   auto slot = asio::get_associated_cancellation_slot(handler);
-  auto work = asio::prefer(asio::get_associated_executor(handler, executor), asio::execution::outstanding_work.tracked);
+  auto work = tracked_executor_of(handler, executor);
   // co_spawn completes with (failure) for awaitable<void>, (failure, value) otherwise.
   auto done = [handler = std::move(handler), work = std::move(work), diagnostics](std::exception_ptr failure,
                                                                                    auto... value) mutable {
@@ -56,7 +55,7 @@ inline void launch_stoppable(const asio::any_io_executor& executor, asio::awaita
       *cancelled = true;
       stop();
     });
-  auto work = asio::prefer(asio::get_associated_executor(handler, executor), asio::execution::outstanding_work.tracked);
+  auto work = tracked_executor_of(handler, executor);
   asio::co_spawn(executor, std::move(op),
                  [handler = std::move(handler), work = std::move(work), diagnostics, cancelled,
                   slot](std::exception_ptr failure) mutable {

@@ -21,13 +21,20 @@ namespace omniq::detail {
 
 namespace asio = boost::asio;
 
+// The executor a completion of `handler` runs on (its associated one, or `fallback`), with
+// outstanding work tracked: the io_context stays running until the completion has run. Every
+// deferred completion (bridge, detail::launch) holds one.
+template <class Handler, class Fallback>
+auto tracked_executor_of(const Handler& handler, const Fallback& fallback) {
+  return asio::prefer(asio::get_associated_executor(handler, fallback), asio::execution::outstanding_work.tracked);
+}
+
 // Type-erases `handler` into a completion that may be invoked from any thread (a nats.c
 // callback, the blocking pool): invoking it posts the real completion to the handler's
 // associated executor (or `fallback`), whose outstanding work is tracked until then.
 template <class... Args, class Handler, class Fallback>
 asio::any_completion_handler<void(Args...)> post_to_associated(Handler handler, const Fallback& fallback) {
-  auto work = asio::prefer(asio::get_associated_executor(handler, fallback),
-                           asio::execution::outstanding_work.tracked);
+  auto work = tracked_executor_of(handler, fallback);
   return [handler = std::move(handler), work = std::move(work)](Args... args) mutable {
     asio::post(work, asio::append(std::move(handler), std::move(args)...));
   };
