@@ -26,6 +26,27 @@ using StreamInfoPtr = std::unique_ptr<jsStreamInfo, NatsDeleter<jsStreamInfo, js
 using KvStorePtr = std::unique_ptr<kvStore, NatsDeleter<kvStore, kvStore_Destroy>>;
 using KvStatusPtr = std::unique_ptr<kvStatus, NatsDeleter<kvStatus, kvStatus_Destroy>>;
 
+// nats.c hands out handles through out-parameters: `js_GetStreamInfo(out(info), ...)` passes
+// one whose value the smart pointer `info` owns at the end of the call's full expression (what
+// C++23's std::out_ptr does).
+template <class Ptr>
+class OutParam {
+ public:
+  explicit OutParam(Ptr& owner) noexcept : owner_(owner) {}
+  OutParam(const OutParam&) = delete;
+  OutParam& operator=(const OutParam&) = delete;
+  ~OutParam() { owner_.reset(raw_); }
+  operator typename Ptr::pointer*() noexcept { return &raw_; }
+
+ private:
+  Ptr& owner_;
+  typename Ptr::pointer raw_ = nullptr;
+};
+template <class Ptr>
+OutParam<Ptr> out(Ptr& owner) noexcept {
+  return OutParam<Ptr>(owner);
+}
+
 // The text nats.c recorded for the last error on this thread, or the status text.
 std::string nats_error_text(natsStatus s);
 

@@ -31,17 +31,10 @@ StreamReport to_report(const jsStreamInfo& si) {
   return r;
 }
 
-struct StreamInfoHolder {
-  jsStreamInfo* info = nullptr;
-  ~StreamInfoHolder() {
-    if (info) jsStreamInfo_Destroy(info);
-  }
-};
-
 // nullopt-like: returns false when the stream does not exist.
-bool get_stream(jsCtx* js, const std::string& name, StreamInfoHolder& out) {
+bool get_stream(jsCtx* js, const std::string& name, StreamInfoPtr& info) {
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  natsStatus s = js_GetStreamInfo(&out.info, js, name.c_str(), nullptr, &jerr);
+  natsStatus s = js_GetStreamInfo(out(info), js, name.c_str(), nullptr, &jerr);
   if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) return false;
   if (s != NATS_OK) throw_js(s, jerr, "reading stream " + name);
   return true;
@@ -52,9 +45,9 @@ std::string ns_text(std::int64_t ns) { return std::to_string(static_cast<double>
 }  // namespace
 
 StreamReport read_stream(jsCtx* js, const std::string& name) {
-  StreamInfoHolder h;
+  StreamInfoPtr h;
   if (!get_stream(js, name, h)) throw_error(errc::nats_error, "stream " + name + " does not exist");
-  return to_report(*h.info);
+  return to_report(*h);
 }
 
 StreamReport ensure_stream(jsCtx* js, const StreamSpec& spec) {
@@ -78,12 +71,12 @@ StreamReport ensure_stream(jsCtx* js, const StreamSpec& spec) {
   cfg.Duplicates = to_ns(set.duplicate_window);
   cfg.AllowDirect = true;  // direct gets serve reads from any replica without the API leader
 
-  StreamInfoHolder existing;
+  StreamInfoPtr existing;
   jsErrCode jerr = static_cast<jsErrCode>(0);
   if (!get_stream(js, set.name, existing)) {
-    StreamInfoHolder created;
-    natsStatus s = js_AddStream(&created.info, js, &cfg, nullptr, &jerr);
-    if (s == NATS_OK) return to_report(*created.info);
+    StreamInfoPtr created;
+    natsStatus s = js_AddStream(out(created), js, &cfg, nullptr, &jerr);
+    if (s == NATS_OK) return to_report(*created);
     // Another process may have created it between our look and our create (the server then
     // answers "subjects overlap" or "name in use"): check what is there instead.
     const std::string failure = nats_error_text(s);
@@ -95,7 +88,7 @@ StreamReport ensure_stream(jsCtx* js, const StreamSpec& spec) {
     }
   }
 
-  const jsStreamConfig& have = *existing.info->Config;
+  const jsStreamConfig& have = *existing->Config;
   if (have.Retention != cfg.Retention)
     throw_error(errc::invalid_config, "stream " + set.name + " exists with a different retention policy than omniq "
                                       "needs; it cannot be changed (delete the stream or use another name)");
@@ -112,25 +105,25 @@ StreamReport ensure_stream(jsCtx* js, const StreamSpec& spec) {
                     have.MaxMsgs == cfg.MaxMsgs && have.MaxBytes == cfg.MaxBytes &&
                     have.MaxMsgSize == cfg.MaxMsgSize && have.MaxAge == cfg.MaxAge &&
                     have.Duplicates == cfg.Duplicates && have.AllowDirect == cfg.AllowDirect;
-  if (same) return to_report(*existing.info);
+  if (same) return to_report(*existing);
 
-  StreamInfoHolder updated;
-  natsStatus s = js_UpdateStream(&updated.info, js, &cfg, nullptr, &jerr);
+  StreamInfoPtr updated;
+  natsStatus s = js_UpdateStream(out(updated), js, &cfg, nullptr, &jerr);
   if (s != NATS_OK) throw_js(s, jerr, "updating stream " + set.name + " to the configured settings (max_age " +
                                           ns_text(cfg.MaxAge) + ", replicas " + std::to_string(cfg.Replicas) + ")");
-  return to_report(*updated.info);
+  return to_report(*updated);
 }
 
 BucketReport read_bucket(jsCtx* js, const std::string& bucket) {
   const std::string stream = "KV_" + bucket;
-  StreamInfoHolder h;
+  StreamInfoPtr h;
   if (!get_stream(js, stream, h)) throw_error(errc::nats_error, "bucket " + bucket + " does not exist");
-  const jsStreamConfig& c = *h.info->Config;
+  const jsStreamConfig& c = *h->Config;
   BucketReport r;
   r.name = bucket;
   r.stream = stream;
-  r.values = h.info->State.Msgs;
-  r.bytes = h.info->State.Bytes;
+  r.values = h->State.Msgs;
+  r.bytes = h->State.Bytes;
   r.ttl = std::chrono::nanoseconds(c.MaxAge);
   r.history = static_cast<int>(c.MaxMsgsPerSubject);
   r.replicas = static_cast<int>(c.Replicas);
@@ -143,7 +136,7 @@ BucketReport read_bucket(jsCtx* js, const std::string& bucket) {
 
 BucketReport ensure_bucket(jsCtx* js, const BucketSettings& set) {
   const std::string stream = "KV_" + set.name;
-  StreamInfoHolder existing;
+  StreamInfoPtr existing;
   if (!get_stream(js, stream, existing)) {
     kvConfig kc;
     kvConfig_Init(&kc);
@@ -154,19 +147,16 @@ BucketReport ensure_bucket(jsCtx* js, const BucketSettings& set) {
     kc.MaxBytes = set.max_bytes;
     kc.StorageType = to_js(set.storage);
     kc.Replicas = set.replicas;
-    kvStore* kv = nullptr;
-    natsStatus s = js_CreateKeyValue(&kv, js, &kc);
-    if (s == NATS_OK) {
-      kvStore_Destroy(kv);
-      return read_bucket(js, set.name);
-    }
+    KvStorePtr kv;
+    natsStatus s = js_CreateKeyValue(out(kv), js, &kc);
+    if (s == NATS_OK) return read_bucket(js, set.name);
     // Created meanwhile by another process? Then bring it to the configuration below.
     const std::string failure = nats_error_text(s);
     if (!get_stream(js, stream, existing))
       throw_error(errc_from_status(s, failure), "creating bucket " + set.name + ": " + failure);
   }
   // The bucket exists: bring its stream's limits to the configuration (what KV allows to change).
-  const jsStreamConfig& have = *existing.info->Config;
+  const jsStreamConfig& have = *existing->Config;
   if (have.Storage != to_js(set.storage))
     throw_error(errc::invalid_config, "bucket " + set.name + " exists with another storage type; storage cannot be changed");
   const bool same = have.MaxAge == to_ns(set.ttl) && have.MaxMsgsPerSubject == set.history &&
@@ -179,9 +169,9 @@ BucketReport ensure_bucket(jsCtx* js, const BucketSettings& set) {
     cfg.MaxMsgSize = set.max_value_size;
     cfg.MaxBytes = set.max_bytes;
     cfg.Replicas = set.replicas;
-    StreamInfoHolder updated;
+    StreamInfoPtr updated;
     jsErrCode jerr = static_cast<jsErrCode>(0);
-    natsStatus s = js_UpdateStream(&updated.info, js, &cfg, nullptr, &jerr);
+    natsStatus s = js_UpdateStream(out(updated), js, &cfg, nullptr, &jerr);
     if (s != NATS_OK) throw_js(s, jerr, "updating bucket " + set.name + " to the configured settings");
   }
   return read_bucket(js, set.name);
