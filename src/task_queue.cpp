@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <array>
 #include <deque>
-#include <unordered_map>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -21,16 +20,17 @@
 #include "omniq/detail/kv.hpp"
 #include "omniq/detail/layout.hpp"
 #include "omniq/detail/retry.hpp"
+#include "omniq/detail/task_publish.hpp"
 #include "omniq/event_log.hpp"
-#include "omniq/result_store.hpp"
 #include "omniq/error.hpp"
 #include "omniq/validation.hpp"
-#include "json_limits.hpp"
 
 namespace omniq {
 
 using asio::use_awaitable;
 using detail::JsMessage;
+using detail::publish_task;
+using detail::task_publish;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
@@ -62,54 +62,6 @@ SubjectParts split_task_subject(const Config& c, std::string_view subject) {
 std::string nak_body(Duration delay) {
   if (delay <= Duration::zero()) return "-NAK";
   return "-NAK {\"delay\":" + std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(delay).count()) + "}";
-}
-
-// A task's recorded state, or decode_error naming its key (another client may have put
-// anything there).
-Task decode_state(const Config& c, const detail::KvEntry& entry) {
-  return detail::decode_entry(entry, "task state", c.task_state_bucket.name,
-                              [](std::string_view text) { return decode_task(text); });
-}
-
-// Any client allowed to publish dead letters may have put anything in the stream: what cannot
-// be read comes back as a letter whose reason says so, with the raw bytes.
-DeadLetter decode_dead_letter(const std::string& data, std::uint64_t sequence) {
-  DeadLetter d;
-  d.sequence = sequence;
-  const json j = detail::json_nested_deeper_than(data) ? json(json::value_t::discarded)
-                                                       : json::parse(data, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    d.reason = "dead letter is not JSON";
-    d.raw = data;
-    return d;
-  }
-  try {
-    d.task_id = j.value("task_id", "");
-    d.queue_name = j.value("queue_name", "");
-    d.reason = j.value("reason", "");
-    d.subject = j.value("subject", "");
-    d.raw = j.value("raw", "");
-    d.deliveries = j.value("deliveries", std::uint64_t{0});
-    if (j.contains("dead_lettered_at") && j["dead_lettered_at"].is_string())
-      d.dead_lettered_at = parse_timestamp(j["dead_lettered_at"].get<std::string>());
-  } catch (const std::exception& e) {
-    DeadLetter unreadable;
-    unreadable.sequence = sequence;
-    unreadable.reason = std::string("dead letter cannot be read: ") + e.what();
-    unreadable.raw = data;
-    return unreadable;
-  }
-  if (j.contains("task") && j["task"].is_object()) {
-    try {
-      d.task = decode_task(j["task"].dump());
-    } catch (const Error&) {
-    }
-  }
-  if (d.reason.empty()) {
-    d.reason = "dead letter without a reason (not written by omniq)";
-    if (!d.task && d.raw.empty()) d.raw = data;
-  }
-  return d;
 }
 
 }  // namespace
@@ -235,7 +187,7 @@ std::string TaskQueue::encode_checked(const Task& task) const {
   return data;
 }
 
-namespace {
+namespace detail {
 detail::Request task_publish(const Config& c, const Task& task, std::string data, std::string msg_id) {
   const bool delayed = task.run_at && *task.run_at > now();
   const std::string_view lane = delayed ? detail::kDelayedLane : detail::band_for(task.priority);
@@ -251,7 +203,7 @@ asio::awaitable<void> publish_task(detail::Connection& connection, const Task& t
   co_await detail::js_publish(connection, std::move(req.subject), std::move(req.data), std::move(req.headers),
                               std::move(what));
 }
-}  // namespace
+}  // namespace detail
 
 asio::awaitable<void> TaskQueue::republish(const Task& task, std::string msg_id) {
   std::string data = encode_checked(task);
@@ -859,121 +811,6 @@ asio::awaitable<std::optional<Lease>> TaskQueue::dequeue(std::vector<std::string
   co_return std::move(got.front());
 }
 
-// ---- task state ------------------------------------------------------------------------------
-
-asio::awaitable<std::optional<std::pair<Task, std::uint64_t>>> TaskQueue::find_pending(const std::string& task_id) {
-  const Config& c = backend_.config();
-  auto stored = co_await detail::direct_get_next(backend_.connection(), c.tasks_stream.name,
-                                                 c.tasks_subject + ".*.*." + task_id, 1);
-  if (!stored) co_return std::nullopt;
-  try {
-    co_return std::pair{decode_task(stored->data), stored->sequence};
-  } catch (const Error& e) {
-    backend_.log().warn("omniq: task {} in the stream cannot be decoded: {}", task_id, e.what());
-    co_return std::nullopt;
-  }
-}
-
-asio::awaitable<std::optional<TaskRecord>> TaskQueue::get_task(std::string task_id) {
-  validate_token("task_id", task_id);
-  co_await ensure();
-  detail::KvBucket state(backend_.connection(), backend_.config().task_state_bucket.name);
-  if (auto entry = co_await state.get(task_id)) co_return TaskRecord{decode_state(backend_.config(), *entry), entry->revision};
-  if (auto pending = co_await find_pending(task_id)) co_return TaskRecord{std::move(pending->first), 0};
-  co_return std::nullopt;
-}
-
-asio::awaitable<std::optional<std::uint64_t>> TaskQueue::update_task(Task task, std::uint64_t expected_revision) {
-  std::string data = encode_checked(task);
-  co_await ensure();
-  detail::KvBucket state(backend_.connection(), backend_.config().task_state_bucket.name);
-  co_return co_await state.update(task.id, std::move(data), expected_revision);
-}
-
-asio::awaitable<bool> TaskQueue::cancel_task(std::string task_id) {
-  auto record = co_await get_task(task_id);
-  if (!record || record->task.status != TaskStatus::pending) co_return false;
-  record->task.status = TaskStatus::cancelled;
-  auto revision = co_await update_task(record->task, record->revision);
-  if (!revision) co_return false;  // changed meanwhile (started, updated): not cancelled
-  // Removing the message is what keeps it from ever being delivered.
-  if (auto pending = co_await find_pending(task_id))
-    co_await detail::delete_message(backend_.connection(), backend_.config().tasks_stream.name, pending->second);
-  co_return true;
-}
-
-asio::awaitable<bool> TaskQueue::delete_task(std::string task_id) {
-  validate_token("task_id", task_id);
-  co_await ensure();
-  bool removed = false;
-  if (auto pending = co_await find_pending(task_id))
-    removed = co_await detail::delete_message(backend_.connection(), backend_.config().tasks_stream.name,
-                                              pending->second);
-  detail::KvBucket state(backend_.connection(), backend_.config().task_state_bucket.name);
-  if (co_await state.get(task_id)) {
-    co_await state.erase(task_id);
-    removed = true;
-  }
-  co_return removed;
-}
-
-asio::awaitable<std::vector<Task>> TaskQueue::list_tasks(std::optional<std::string> queue,
-                                                         std::optional<TaskStatus> status, std::size_t limit,
-                                                         std::size_t offset) {
-  if (queue) validate_token("queue_name", *queue);
-  co_await ensure();
-  const Config& c = backend_.config();
-  // Recorded state wins over what was enqueued (a running task is still in the stream).
-  detail::KvBucket state_bucket(backend_.connection(), c.task_state_bucket.name);
-  std::unordered_map<std::string, Task> recorded;
-  for (auto& entry : co_await state_bucket.list()) {
-    try {
-      Task t = decode_task(entry.value);
-      recorded.emplace(t.id, std::move(t));
-    } catch (const Error& e) {
-      backend_.log().warn("omniq: skipping task state {} that cannot be decoded: {}", entry.key, e.what());
-    }
-  }
-  auto wanted = [&](const Task& t) {
-    return (!queue || t.queue_name == *queue) && (!status || t.status == *status);
-  };
-  std::vector<Task> out;
-  const std::size_t needed = offset + limit;
-  std::size_t matched = 0;
-  auto take = [&](Task t) {
-    if (!wanted(t)) return;
-    if (matched++ >= offset && out.size() < limit) out.push_back(std::move(t));
-  };
-  // Tasks still in the stream, in the order they were enqueued.
-  const std::string filter = c.tasks_subject + "." + (queue ? *queue : std::string("*")) + ".*.*";
-  std::uint64_t next = 1;
-  while (matched < needed) {
-    auto stored = co_await detail::direct_get_next(backend_.connection(), c.tasks_stream.name, filter, next);
-    if (!stored) break;
-    next = stored->sequence + 1;
-    try {
-      Task t = decode_task(stored->data);
-      auto it = recorded.find(t.id);
-      if (it != recorded.end()) {
-        t = std::move(it->second);
-        recorded.erase(it);
-      }
-      take(std::move(t));
-    } catch (const Error&) {
-      // Undecodable messages are dead-lettered when dequeued; they are not tasks to list.
-    }
-  }
-  // Then tasks known only from their recorded state, oldest first.
-  std::vector<Task> rest;
-  for (auto& [id, t] : recorded) rest.push_back(std::move(t));
-  std::sort(rest.begin(), rest.end(), [](const Task& a, const Task& b) { return a.created_at < b.created_at; });
-  for (auto& t : rest) {
-    if (matched >= needed) break;
-    take(std::move(t));
-  }
-  co_return out;
-}
-
 asio::awaitable<std::uint64_t> TaskQueue::get_queue_size(std::string queue) {
   validate_token("queue_name", queue);
   co_await ensure();
@@ -988,79 +825,6 @@ asio::awaitable<std::uint64_t> TaskQueue::get_queue_size(std::string queue) {
     if (s) total += s->num_pending + s->num_ack_pending;
   }
   co_return total;
-}
-
-asio::awaitable<std::size_t> TaskQueue::cleanup_expired_tasks() {
-  co_await ensure();
-  const Config& c = backend_.config();
-  std::size_t removed = 0;
-  std::uint64_t next = 1;
-  const Timestamp t = now();
-  for (;;) {
-    auto stored = co_await detail::direct_get_next(backend_.connection(), c.tasks_stream.name, c.tasks_subject + ".>",
-                                                   next);
-    if (!stored) break;
-    next = stored->sequence + 1;
-    std::optional<Task> task;
-    try {
-      task = decode_task(stored->data);
-    } catch (const Error&) {
-      continue;
-    }
-    if (!task->is_expired(t)) continue;
-    if (co_await detail::delete_message(backend_.connection(), c.tasks_stream.name, stored->sequence)) {
-      co_await mark(*task, TaskStatus::expired);
-      ++removed;
-    }
-  }
-  co_return removed;
-}
-
-// ---- dead letters ----------------------------------------------------------------------------
-
-asio::awaitable<std::vector<DeadLetter>> TaskQueue::list_dead_letters(std::optional<std::string> queue,
-                                                                      std::size_t limit, std::size_t offset) {
-  if (queue) validate_token("queue_name", *queue);
-  co_await ensure();
-  const Config& c = backend_.config();
-  const std::string filter = c.dead_letter_subject + "." + (queue ? *queue : std::string("*")) + ".*";
-  auto messages = co_await detail::scan(backend_.connection(), c.dead_letter_stream.name, filter, false);
-  std::vector<DeadLetter> out;
-  for (std::size_t i = offset; i < messages.size() && out.size() < limit; ++i)
-    out.push_back(decode_dead_letter(messages[i].data, messages[i].stream_sequence));
-  co_return out;
-}
-
-asio::awaitable<bool> TaskQueue::requeue_dead_letter(std::string task_id) {
-  validate_token("task_id", task_id);
-  co_await ensure();
-  const Config& c = backend_.config();
-  auto stored = co_await detail::direct_get_next(backend_.connection(), c.dead_letter_stream.name,
-                                                 c.dead_letter_subject + ".*." + task_id, 1);
-  if (!stored) co_return false;
-  DeadLetter letter = decode_dead_letter(stored->data, stored->sequence);
-  if (!letter.task)
-    throw_error(errc::decode_error, "dead letter of task " + task_id +
-                                        " holds no decodable task (reason: " + letter.reason + "); it cannot be requeued");
-  Task task = std::move(*letter.task);
-  task.retry_count = 0;
-  task.status = TaskStatus::pending;
-  std::string data = encode_checked(task);
-  std::string msg_id = task.id + ":requeue:" + std::to_string(stored->sequence);
-  std::string what = "requeueing task " + task.id;
-  // Its recorded state (failed) and its result no longer hold: the task is pending again, and
-  // a worker runs a task id only while it has no final result. Both go first, unconditionally
-  // (a replica's view of whether they exist may lag): published before, the task could meet
-  // its old result and be settled from it without running. A crash in between leaves the
-  // dead letter in place, to requeue again.
-  detail::KvBucket state(backend_.connection(), c.task_state_bucket.name);
-  co_await state.erase(task.id);
-  detail::KvBucket results(backend_.connection(), c.results_bucket.name);
-  co_await backend_.result_store().ensure();
-  co_await results.erase(task.id);
-  co_await publish_task(backend_.connection(), task, std::move(data), std::move(msg_id), std::move(what));
-  co_await detail::delete_message(backend_.connection(), c.dead_letter_stream.name, stored->sequence);
-  co_return true;
 }
 
 }  // namespace omniq
