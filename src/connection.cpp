@@ -2,6 +2,7 @@
 #include "omniq/detail/request_table.hpp"
 #include "omniq/detail/violation.hpp"
 #include "omniq/detail/server_version.hpp"
+#include "omniq/detail/socket_loop.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -9,7 +10,6 @@
 #include <condition_variable>
 #include <deque>
 #include <iterator>
-#include <thread>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -18,10 +18,6 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "nats_util.hpp"
-
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 namespace omniq::detail {
 
@@ -106,198 +102,6 @@ bool parse_ack_subject(std::string_view ack, JsMessage& into) {
          to_number(t[base + 4], into.consumer_sequence) && to_number(t[base + 5], into.timestamp_ns) &&
          to_number(t[base + 6], into.pending);
 }
-
-// nats.c's socket I/O (natsOptions_SetEventLoop): instead of nats.c's own reader thread,
-// omniq's poll thread reads, and writes what nats.c buffered when the socket takes it. The
-// point is the writes: everything published during one turn of the io executor is written
-// with one send, right there on the io thread (flush_here), where nats.c would otherwise
-// write each publish with a send of its own (see the outbox in ConnectionState).
-class SocketLoop {
- public:
-  SocketLoop() = default;
-  SocketLoop(const SocketLoop&) = delete;
-  SocketLoop& operator=(const SocketLoop&) = delete;
-  ~SocketLoop() { stop(); }
-
-  // Set on a thread while it publishes a batch that it flushes itself: nats.c's request to
-  // poll for writability needs no wakeup of the poll thread then.
-  static thread_local bool flushing_here;
-
-  // The nats.c callbacks. `loop` / `user` is this object. nats.c calls attach on connect and
-  // on every reconnect (with the new socket), and detach when the connection closes.
-  static natsStatus attach(void** user, void* loop, natsConnection* nc, natsSock fd) noexcept {
-    auto* self = static_cast<SocketLoop*>(loop);
-    *user = self;
-    try {
-      {
-        std::lock_guard lock(self->mu_);
-        if (self->detached_) return NATS_CONNECTION_CLOSED;  // stopped for a close
-        self->nc_ = nc;
-        self->fd_ = fd;
-        ++self->generation_;
-        self->want_read_ = true;
-        self->want_write_ = false;
-        if (self->wakeup_ < 0) {
-          self->wakeup_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-          if (self->wakeup_ < 0) return NATS_SYS_ERROR;
-        }
-        if (!self->thread_.joinable()) self->thread_ = std::thread([self] { self->run(); });
-        self->signal_locked();
-      }
-      return NATS_OK;
-    } catch (...) {
-      return NATS_SYS_ERROR;
-    }
-  }
-  static natsStatus read(void* user, bool add) noexcept {
-    auto* self = static_cast<SocketLoop*>(user);
-    if (self->set(self->want_read_, add)) self->wake();
-    return NATS_OK;
-  }
-  static natsStatus write(void* user, bool add) noexcept {
-    auto* self = static_cast<SocketLoop*>(user);
-    if (self->set(self->want_write_, add) && add && !flushing_here) self->wake();
-    return NATS_OK;
-  }
-  static natsStatus detach(void* user) noexcept {
-    auto* self = static_cast<SocketLoop*>(user);
-    {
-      std::lock_guard lock(self->mu_);
-      self->detached_ = true;
-    }
-    self->wake();
-    return NATS_OK;
-  }
-
-  // Writes what nats.c holds for the socket, on this thread; what the socket does not take
-  // now is left to the poll thread.
-  void flush_here() {
-    natsConnection* nc = nullptr;
-    {
-      std::lock_guard lock(mu_);
-      if (detached_ || nc_ == nullptr || !want_write_) return;
-      nc = nc_;
-    }
-    write_out(nc);
-    bool left = false;
-    {
-      std::lock_guard lock(mu_);
-      left = want_write_;
-    }
-    if (left) wake();
-  }
-
-  // Closes `nc` with no socket read or write of the loop running (nats.c closes the socket
-  // under its lock, assuming none does), after giving the poll thread up to a second to
-  // write what nats.c still holds. The poll thread keeps reading until then: deliveries that
-  // arrive meanwhile are handed back, not left to ack_wait.
-  void close_connection(natsConnection* nc) {
-    for (int i = 0; i < 200 && natsConnection_Status(nc) == NATS_CONN_STATUS_CONNECTED &&
-                    natsConnection_Buffered(nc) > 0;
-         ++i) {
-      wake();
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    std::lock_guard lock(io_mu_);
-    natsConnection_Close(nc);
-  }
-
-  // Ends the poll thread (idempotent). The caller makes sure nats.c no longer needs it: the
-  // connection is closed, or about to be destroyed.
-  void stop() {
-    {
-      std::lock_guard lock(mu_);
-      detached_ = true;
-      signal_locked();
-    }
-    if (thread_.joinable()) thread_.join();
-    std::lock_guard lock(mu_);
-    if (wakeup_ >= 0) ::close(wakeup_);
-    wakeup_ = -1;
-  }
-
- private:
-  // Sets a polling wish (a want_ flag); true when it changed.
-  bool set(bool& want, bool value) {
-    std::lock_guard lock(mu_);
-    if (want == value) return false;
-    want = value;
-    return true;
-  }
-  void wake() {
-    std::lock_guard lock(mu_);
-    signal_locked();
-  }
-  // Under mu_, so that stop() cannot close the eventfd meanwhile.
-  void signal_locked() {
-    if (wakeup_ < 0) return;
-    const std::uint64_t one = 1;
-    [[maybe_unused]] const auto n = ::write(wakeup_, &one, sizeof one);
-  }
-
-  void run() {
-    for (;;) {
-      natsConnection* nc = nullptr;
-      int fd = -1;
-      std::uint64_t generation = 0;
-      short events = 0;
-      {
-        std::lock_guard lock(mu_);
-        if (detached_) return;
-        nc = nc_;
-        fd = fd_;
-        generation = generation_;
-        events = static_cast<short>((want_read_ ? POLLIN : 0) | (want_write_ ? POLLOUT : 0));
-      }
-      pollfd fds[2] = {{wakeup_, POLLIN, 0}, {fd, events, 0}};
-      const bool polled = events != 0 && fd >= 0;
-      if (::poll(fds, polled ? 2 : 1, -1) < 0) continue;  // EINTR
-      if (fds[0].revents & POLLIN) {
-        std::uint64_t count = 0;
-        [[maybe_unused]] const auto n = ::read(wakeup_, &count, sizeof count);
-      }
-      if (!polled) continue;
-      // nats.c checks under its lock that the socket is still the attached one; a readiness
-      // seen on a socket it has since closed costs one call that does nothing.
-      const short got = fds[1].revents;
-      if (got & POLLNVAL) {  // closed under us without a word: wait for the next attach
-        std::lock_guard lock(mu_);
-        if (generation_ == generation) want_read_ = want_write_ = false;
-        continue;
-      }
-      if ((events & POLLIN) && (got & (POLLIN | POLLERR | POLLHUP))) read_in(nc);
-      if ((events & POLLOUT) && (got & (POLLOUT | POLLERR | POLLHUP))) write_out(nc);
-    }
-  }
-
-  // One socket operation at a time (io_mu_). nats.c's event-loop mode expects one loop
-  // thread: a read runs outside its lock, and a failed read or write closes the socket (and
-  // frees its TLS state) under the lock, so a read and a write on two threads must not
-  // overlap. nats.c also takes an empty write for a closed connection, and a readiness seen
-  // by the poll thread may predate a flush_here that wrote everything: write only when nats.c
-  // holds something.
-  void write_out(natsConnection* nc) {
-    std::lock_guard lock(io_mu_);
-    if (natsConnection_Buffered(nc) > 0) natsConnection_ProcessWriteEvent(nc);
-  }
-  void read_in(natsConnection* nc) {
-    std::lock_guard lock(io_mu_);
-    natsConnection_ProcessReadEvent(nc);
-  }
-
-  std::mutex io_mu_;
-  std::mutex mu_;
-  natsConnection* nc_ = nullptr;  // guarded by mu_
-  int fd_ = -1;                   // guarded by mu_
-  std::uint64_t generation_ = 0;  // guarded by mu_: attaches so far (fd numbers get reused)
-  bool want_read_ = false;        // guarded by mu_
-  bool want_write_ = false;       // guarded by mu_
-  bool detached_ = false;         // guarded by mu_
-  int wakeup_ = -1;               // eventfd; set once, under mu_, before the thread starts
-  std::thread thread_;
-};
-
-thread_local bool SocketLoop::flushing_here = false;
 
 // State shared between the Connection and nats.c's callback threads. nats.c callbacks hold
 // their own shared_ptr (freed in the subscription's completion and the closed callback), so

@@ -1,201 +1,59 @@
 // The task queue: enqueue as JetStream publishes with a dedup id, dequeue as pulls from one
 // durable consumer per (queue, lane), task state in a KV bucket written only on changes after
-// enqueue. docs/task-queue.md explains the layout and the guarantees.
+// enqueue. docs/task-queue.md explains the layout and the guarantees. This unit holds
+// provisioning, enqueue, the queue's consumers and dequeue; leases, the lane watchers, task
+// state and dead letters have units of their own (docs/architecture.md lists them).
 #include "omniq/detail/connection.hpp"
 #include "omniq/detail/doorbell.hpp"
 #include "omniq/detail/ensure.hpp"
 #include "omniq/task_queue.hpp"
 
 #include <algorithm>
-#include <array>
-#include <deque>
-#include <unordered_map>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <nlohmann/json.hpp>
 
 #include "omniq/detail/jetstream.hpp"
-#include "omniq/detail/kv.hpp"
 #include "omniq/detail/layout.hpp"
 #include "omniq/detail/retry.hpp"
+#include "omniq/detail/settling.hpp"
+#include "omniq/detail/task_feed.hpp"
+#include "omniq/detail/task_publish.hpp"
 #include "omniq/event_log.hpp"
-#include "omniq/result_store.hpp"
 #include "omniq/error.hpp"
 #include "omniq/validation.hpp"
-#include "json_limits.hpp"
 
 namespace omniq {
 
 using asio::use_awaitable;
 using detail::JsMessage;
-using nlohmann::json;
+using detail::decode_or_dead_letter;
+using detail::kDemandWindow;
+using detail::publish_task;
+using detail::task_publish;
+using detail::watch_delayed;
+using detail::watch_lane;
 using namespace std::chrono_literals;
 
 namespace {
 
 // Publishes in flight at once in enqueue_batch.
 constexpr std::size_t kPublishWindow = 4096;
-constexpr int kPromoteBatch = 256;
-
-// The queue and id in a task subject "{tasks_subject}.{queue}.{lane}.{id}", viewing into it;
-// empty when it is not one.
-struct SubjectParts {
-  std::string_view queue, id;
-};
-
-SubjectParts split_task_subject(const Config& c, std::string_view subject) {
-  SubjectParts p;
-  if (subject.size() <= c.tasks_subject.size() + 1 || subject.substr(0, c.tasks_subject.size()) != c.tasks_subject)
-    return p;
-  std::string_view rest = subject.substr(c.tasks_subject.size() + 1);
-  const auto a = rest.find('.');
-  const auto b = a == std::string_view::npos ? a : rest.find('.', a + 1);
-  if (b == std::string_view::npos) return p;
-  p.queue = rest.substr(0, a);
-  p.id = rest.substr(b + 1);
-  return p;
-}
-
-std::string nak_body(Duration delay) {
-  if (delay <= Duration::zero()) return "-NAK";
-  return "-NAK {\"delay\":" + std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(delay).count()) + "}";
-}
-
-// A task's recorded state, or decode_error naming its key (another client may have put
-// anything there).
-Task decode_state(const Config& c, const detail::KvEntry& entry) {
-  return detail::decode_entry(entry, "task state", c.task_state_bucket.name,
-                              [](std::string_view text) { return decode_task(text); });
-}
-
-// Any client allowed to publish dead letters may have put anything in the stream: what cannot
-// be read comes back as a letter whose reason says so, with the raw bytes.
-DeadLetter decode_dead_letter(const std::string& data, std::uint64_t sequence) {
-  DeadLetter d;
-  d.sequence = sequence;
-  const json j = detail::json_nested_deeper_than(data) ? json(json::value_t::discarded)
-                                                       : json::parse(data, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    d.reason = "dead letter is not JSON";
-    d.raw = data;
-    return d;
-  }
-  try {
-    d.task_id = j.value("task_id", "");
-    d.queue_name = j.value("queue_name", "");
-    d.reason = j.value("reason", "");
-    d.subject = j.value("subject", "");
-    d.raw = j.value("raw", "");
-    d.deliveries = j.value("deliveries", std::uint64_t{0});
-    if (j.contains("dead_lettered_at") && j["dead_lettered_at"].is_string())
-      d.dead_lettered_at = parse_timestamp(j["dead_lettered_at"].get<std::string>());
-  } catch (const std::exception& e) {
-    DeadLetter unreadable;
-    unreadable.sequence = sequence;
-    unreadable.reason = std::string("dead letter cannot be read: ") + e.what();
-    unreadable.raw = data;
-    return unreadable;
-  }
-  if (j.contains("task") && j["task"].is_object()) {
-    try {
-      d.task = decode_task(j["task"].dump());
-    } catch (const Error&) {
-    }
-  }
-  if (d.reason.empty()) {
-    d.reason = "dead letter without a reason (not written by omniq)";
-    if (!d.task && d.raw.empty()) d.raw = data;
-  }
-  return d;
-}
 
 }  // namespace
 
-// ---- Lease ---------------------------------------------------------------------------------
-
-Lease::Lease(TaskQueue& queue, Task task, JsMessage message)
-    : queue_(&queue),
-      task_(std::move(task)),
-      subject_(std::move(message.subject)),
-      ack_subject_(std::move(message.reply)),
-      delivered_(message.delivered),
-      sequence_(message.stream_sequence) {}
-
-asio::awaitable<void> Lease::ack() { co_await queue_->settle(ack_subject_, "+ACK"); }
-
-asio::awaitable<void> Lease::ack_unconfirmed() {
-  queue_->backend_.connection().publish(ack_subject_, "+ACK");
-  co_return;
-}
-
-asio::awaitable<void> Lease::nack(Duration delay) {
-  queue_->backend_.connection().publish(ack_subject_, nak_body(delay));
-  co_return;
-}
-
-asio::awaitable<void> Lease::in_progress() {
-  queue_->backend_.connection().publish(ack_subject_, "+WPI");
-  co_return;
-}
-
-asio::awaitable<Task> Lease::retry(Duration delay) {
-  Task next = task_;
-  next.retry_count += 1;
-  next.status = TaskStatus::pending;
-  if (delay > Duration::zero()) next.run_at = now() + delay;
-  else next.run_at.reset();
-  std::string msg_id = task_.id + ":retry:" + std::to_string(sequence_);  // named: see g++ 12 note
-  co_await queue_->republish(next, std::move(msg_id));
-  co_await ack();
-  co_return next;
-}
-
-asio::awaitable<void> Lease::defer(Duration delay) {
-  Task next = task_;
-  next.run_at = now() + std::max(delay, Duration::zero());
-  std::string msg_id = task_.id + ":defer:" + std::to_string(sequence_);
-  co_await queue_->republish(next, std::move(msg_id));
-  co_await ack();
-}
-
-asio::awaitable<void> Lease::term() { co_await queue_->settle(ack_subject_, "+TERM"); }
-
-asio::awaitable<void> Lease::dead_letter(std::string reason) {
-  JsMessage m;
-  m.subject = subject_;
-  m.reply = ack_subject_;
-  m.delivered = delivered_;
-  m.stream_sequence = sequence_;
-  m.data = encode(task_);
-  // Written first: on a work-queue stream the term deletes the message.
-  co_await queue_->write_dead_letter(task_.queue_name, task_.id, m, task_, std::move(reason));
-  co_await queue_->settle(ack_subject_, "+TERM");
-}
-
-// ---- TaskQueue -----------------------------------------------------------------------------
-
-asio::any_io_executor Lease::executor() const { return queue_->executor(); }
-
 asio::any_io_executor TaskQueue::executor() const noexcept { return backend_.get_executor(); }
-
-void TaskQueue::give_back(const std::vector<std::string>& ack_subjects) noexcept {
-  for (const auto& subject : ack_subjects) {
-    try {
-      backend_.connection().publish(subject, "-NAK");
-    } catch (const std::exception& e) {
-      backend_.log().warn("omniq: handing back a delivery of a cancelled dequeue: {} (redelivered after ack_wait)",
-                          e.what());
-    }
-  }
-}
 
 TaskQueue::TaskQueue(NatsBackend& backend)
     : backend_(backend),
       doorbell_(std::make_shared<detail::Doorbell>(backend.get_executor())),
       prefetch_(static_cast<std::size_t>(backend.config().prefetch)) {}
+
+TaskQueue::~TaskQueue() {
+  std::lock_guard lock(mu_);
+  for (auto& [name, feed] : feeds_) feed->stopped = true;
+}
 
 asio::awaitable<void> TaskQueue::ensure() {
   auto make = [&c = backend_.config()] {
@@ -235,7 +93,7 @@ std::string TaskQueue::encode_checked(const Task& task) const {
   return data;
 }
 
-namespace {
+namespace detail {
 detail::Request task_publish(const Config& c, const Task& task, std::string data, std::string msg_id) {
   const bool delayed = task.run_at && *task.run_at > now();
   const std::string_view lane = delayed ? detail::kDelayedLane : detail::band_for(task.priority);
@@ -251,7 +109,7 @@ asio::awaitable<void> publish_task(detail::Connection& connection, const Task& t
   co_await detail::js_publish(connection, std::move(req.subject), std::move(req.data), std::move(req.headers),
                               std::move(what));
 }
-}  // namespace
+}  // namespace detail
 
 asio::awaitable<void> TaskQueue::republish(const Task& task, std::string msg_id) {
   std::string data = encode_checked(task);
@@ -337,212 +195,6 @@ asio::awaitable<std::vector<std::string>> TaskQueue::enqueue_batch(std::vector<T
   co_return ids;
 }
 
-// ---- shared by the queue and its lane watchers ------------------------------------------
-// Free functions over the connection, so a watcher running on the backend's executor needs
-// nothing from the TaskQueue object.
-
-namespace {
-
-asio::awaitable<void> settle_on(detail::Connection& connection, const std::string& ack_subject, std::string verb) {
-  // A request, not a plain publish: the server confirms the ack, so a lost or refused ack
-  // is an error here instead of a silent redelivery later.
-  detail::Request req{.subject = ack_subject, .data = std::move(verb)};
-  const detail::Reply reply = co_await connection.async_request(std::move(req), use_awaitable);
-  if (auto e = detail::js_error(reply))
-    throw_error(errc::nats_error, "acknowledging " + ack_subject + ": " + e->description);
-}
-
-asio::awaitable<void> mark_on(detail::Connection& connection, Task task, TaskStatus status) {
-  task.status = status;
-  detail::KvBucket state(connection, connection.config().task_state_bucket.name);
-  co_await state.put(task.id, encode(task));
-}
-
-json dead_letter_json(const std::string& queue, const std::string& task_id, const JsMessage& message,
-                      const std::optional<Task>& task, const std::string& reason) {
-  json letter = {{"schema_version", 1},
-                 {"task_id", task_id},
-                 {"queue_name", queue},
-                 {"reason", reason},
-                 {"subject", message.subject},
-                 {"stream_sequence", message.stream_sequence},
-                 {"deliveries", message.delivered},
-                 {"dead_lettered_at", format_timestamp(now())}};
-  if (task) letter["task"] = json::parse(encode(*task));
-  else letter["raw"] = message.data;
-  return letter;
-}
-
-asio::awaitable<void> dead_letter_on(detail::Connection& connection, const std::string& queue,
-                                     const std::string& task_id, const JsMessage& message,
-                                     const std::optional<Task>& task, std::string reason) {
-  const Config& c = connection.config();
-  const std::string id = is_valid_token(task_id) ? task_id : "seq-" + std::to_string(message.stream_sequence);
-  const std::string q = is_valid_token(queue) ? queue : "unknown";
-  std::string data =
-      dead_letter_json(queue, task_id, message, task, reason).dump(-1, ' ', false, json::error_handler_t::replace);
-  // Deduplicated by the original message: a retry after a crash writes it once.
-  std::vector<detail::Header> headers{
-      {"Nats-Msg-Id", "dlq-" + c.tasks_stream.name + "-" + std::to_string(message.stream_sequence)}};
-  co_await detail::js_publish(connection, detail::dead_letter_subject(c, q, id), std::move(data), std::move(headers),
-                              "dead-lettering task " + id);
-  connection.log().warn("omniq: task {} of queue {} dead-lettered: {}", id, q, reason);
-}
-
-// Decodes a delivered task; one that cannot be decoded is dead-lettered with the reason and
-// removed, so it never blocks its lane.
-asio::awaitable<std::optional<Task>> decode_or_dead_letter(detail::Connection& connection, const JsMessage& m) {
-  std::optional<Task> task;
-  std::string decode_error;
-  const SubjectParts where = split_task_subject(connection.config(), m.subject);
-  try {
-    task = decode_task(m.data);
-    // Another client may have published a task that is not valid, or that claims another
-    // queue or id than its subject (results, state and dead letters go by those).
-    if (task->queue_name != where.queue || task->id != where.id)
-      throw_error(errc::decode_error, "task " + task->id + " of queue " + task->queue_name +
-                                          " does not belong on subject " + m.subject);
-    task->validate();
-  } catch (const Error& e) {
-    task.reset();
-    decode_error = e.what();
-  }
-  if (!task) {
-    std::string queue(where.queue), id(where.id);
-    co_await dead_letter_on(connection, queue, id, m, std::nullopt, "cannot decode task: " + decode_error);
-    co_await settle_on(connection, m.reply, "+TERM");
-  }
-  co_return task;
-}
-
-// A delivery from a delayed lane: due tasks move to their priority band (deduplicated, so a
-// crash in between cannot enqueue twice), the others go back with a NAK delay equal to the
-// time left, so the server returns them when they are due.
-asio::awaitable<void> promote_on(detail::Connection& connection, JsMessage m) {
-  const Config& c = connection.config();
-  std::optional<Task> task = co_await decode_or_dead_letter(connection, m);
-  if (!task) co_return;
-  const Timestamp t = now();
-  if (task->is_expired(t)) {
-    co_await mark_on(connection, *task, TaskStatus::expired);
-    co_await settle_on(connection, m.reply, "+ACK");
-  } else if (task->run_at && *task->run_at > t) {
-    connection.publish(m.reply, nak_body(*task->run_at - t));  // not a delivery attempt
-  } else {
-    // Deduplicated per delayed message: the same task can pass the delayed lane again (a retry
-    // or a wait for dependencies) and must be promoted again then.
-    detail::Request req = task_publish(c, *task, m.data, task->id + ":ready:" + std::to_string(m.stream_sequence));
-    req.subject = detail::task_subject(c, task->queue_name, detail::band_for(task->priority), task->id);
-    const detail::Reply reply = co_await connection.async_request(std::move(req), use_awaitable);
-    detail::parse_pub_ack(reply, "moving delayed task " + task->id + " to its queue");
-    co_await settle_on(connection, m.reply, "+ACK");
-  }
-}
-
-// A watcher holds one long-poll pull open on its lane; the server delivers into it as soon
-// as work arrives, so waiting costs nothing per dequeue and empty lanes are never polled
-// (on nats-server 2.9 asking an empty filtered lane costs time proportional to the stream).
-constexpr auto kLongPoll = std::chrono::milliseconds(1000);
-// A queue counts as wanted for this long after a dequeue asked for it.
-constexpr auto kDemandWindow = std::chrono::milliseconds(1000);
-constexpr auto kDelayedPoll = std::chrono::milliseconds(1000);
-
-}  // namespace
-
-// Prefetched deliveries of one queue, per priority band, filled by the lane watchers.
-struct detail::TaskFeed {
-  struct Held {
-    JsMessage message;
-    std::chrono::steady_clock::time_point at;
-  };
-  std::mutex mu;
-  std::array<std::deque<Held>, detail::kPriorityBands.size()> lanes;  // guarded by mu
-  // Consumer -> why the server refused its watcher (permissions), until a pull succeeds;
-  // guarded by mu. Dequeue reports it instead of waiting in vain.
-  std::map<std::string, std::string> denied;
-  std::atomic<bool> stopped{false};
-  std::atomic<std::size_t> capacity{1};  // deliveries held per lane at most
-  std::shared_ptr<detail::Doorbell> doorbell;
-  // Per lane, rung when a dequeue takes deliveries: a full lane's watcher pulls again at once.
-  std::array<std::shared_ptr<detail::Doorbell>, detail::kPriorityBands.size()> space;
-  // When a dequeue last asked this queue for work (steady clock, ns since epoch). Watchers
-  // pull only while there is demand, so a process that stops dequeuing (idle, or busy with
-  // long tasks) does not hold tasks other workers could run.
-  std::atomic<std::int64_t> last_demand{0};
-
-  void demand() { last_demand = std::chrono::steady_clock::now().time_since_epoch().count(); }
-  // Records (error: a permission refusal) or clears (nullptr) what the server said to the
-  // watcher of `consumer`; a refusal wakes the waiting dequeues.
-  void refused(const std::string& consumer, const Error* error) {
-    const bool denial = error != nullptr && error->kind() == errc::permission_denied;
-    {
-      std::lock_guard lock(mu);
-      if (denial) denied[consumer] = error->what();
-      else if (denied.empty() || denied.erase(consumer) == 0) return;
-    }
-    if (denial) doorbell->ring();
-  }
-  bool wanted(std::chrono::steady_clock::duration window) const {
-    return std::chrono::steady_clock::now().time_since_epoch().count() - last_demand.load() <
-           std::chrono::duration_cast<std::chrono::steady_clock::duration>(window).count();
-  }
-  // Hands back (NAK) the deliveries of `lane` held since before `older_than`: redelivered at
-  // once, to a process that is dequeuing.
-  std::size_t release(std::size_t lane, std::chrono::steady_clock::time_point older_than, detail::Connection& c) {
-    std::vector<std::string> acks;
-    {
-      std::lock_guard lock(mu);
-      auto& held = lanes[lane];
-      while (!held.empty() && held.front().at < older_than) {
-        acks.push_back(std::move(held.front().message.reply));
-        held.pop_front();
-      }
-    }
-    for (const auto& ack : acks) {
-      try {
-        c.publish(ack, "-NAK");
-      } catch (const Error&) {  // redelivered after ack_wait anyway
-      }
-    }
-    return acks.size();
-  }
-};
-
-namespace {
-
-asio::awaitable<void> watch_lane(std::shared_ptr<detail::TaskFeed> feed, detail::Connection& connection,
-                                 detail::DurableConsumer consumer, std::size_t lane);
-asio::awaitable<void> watch_delayed(std::shared_ptr<detail::TaskFeed> feed, detail::Connection& connection,
-                                    detail::DurableConsumer consumer);
-
-// Waits `pause`, growing it up to a second: a watcher retrying after an error.
-asio::awaitable<void> back_off(std::chrono::milliseconds& pause) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, pause);
-  co_await timer.async_wait(use_awaitable);
-  pause = std::min(pause * 2, std::chrono::milliseconds(1000));
-}
-
-}  // namespace
-
-asio::awaitable<void> TaskQueue::settle(const std::string& ack_subject, std::string verb) {
-  co_await settle_on(backend_.connection(), ack_subject, std::move(verb));
-}
-
-asio::awaitable<void> TaskQueue::mark(Task task, TaskStatus status) {
-  co_await mark_on(backend_.connection(), std::move(task), status);
-}
-
-asio::awaitable<void> TaskQueue::write_dead_letter(const std::string& queue, const std::string& task_id,
-                                                   const JsMessage& message, const std::optional<Task>& task,
-                                                   std::string reason) {
-  co_await dead_letter_on(backend_.connection(), queue, task_id, message, task, std::move(reason));
-}
-
-TaskQueue::~TaskQueue() {
-  std::lock_guard lock(mu_);
-  for (auto& [name, feed] : feeds_) feed->stopped = true;
-}
-
 namespace {
 // The durable consumers of a queue: one per priority band, then the delayed lane's.
 std::vector<detail::DurableConsumer> queue_consumers(const Config& c, const std::string& queue) {
@@ -565,25 +217,6 @@ std::vector<detail::DurableConsumer> queue_consumers(const Config& c, const std:
   return out;
 }
 }  // namespace
-
-void TaskQueue::set_prefetch(std::size_t per_lane) {
-  if (per_lane == 0) throw_error(errc::invalid_argument, "set_prefetch: at least 1 delivery per lane");
-  prefetch_ = per_lane;
-  std::lock_guard lock(mu_);
-  for (auto& [name, feed] : feeds_) feed->capacity = per_lane;
-}
-
-std::size_t TaskQueue::hand_back(const std::vector<std::string>& queues) {
-  std::size_t returned = 0;
-  for (const auto& queue : queues) {
-    std::shared_ptr<Feed> feed = feed_of(queue);
-    if (!feed) continue;
-    feed->last_demand = 0;  // the watchers stop pulling for this process
-    for (std::size_t lane = 0; lane < feed->lanes.size(); ++lane)
-      returned += feed->release(lane, std::chrono::steady_clock::time_point::max(), backend_.connection());
-  }
-  return returned;
-}
 
 asio::awaitable<void> TaskQueue::ensure_consumers(const std::string& queue) {
   {
@@ -619,94 +252,6 @@ asio::awaitable<void> TaskQueue::ensure_queue(const std::string& queue) {
   asio::co_spawn(executor, watch_delayed(feed, backend_.connection(), std::move(delayed)), asio::detached);
 }
 
-namespace {
-
-asio::awaitable<void> watch_lane(std::shared_ptr<detail::TaskFeed> feed, detail::Connection& connection,
-                                 detail::DurableConsumer consumer, std::size_t lane) {
-  auto pause = std::chrono::milliseconds(50);
-  bool recreate = false;
-  while (!feed->stopped) {
-    if (recreate) {
-      // The consumer is gone (deleted, or a restart of a memory-backed server): make it again.
-      try {
-        co_await detail::ensure_consumer(connection, consumer);
-      } catch (const Error&) {
-      }
-      recreate = false;
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (!feed->wanted(kDemandWindow)) {
-      // Nobody here is dequeuing this queue: give back what is held and pull nothing.
-      feed->release(lane, now + std::chrono::hours(1), connection);
-      auto idle = std::chrono::milliseconds(20);
-      co_await back_off(idle);
-      continue;
-    }
-    // Held longer than half of ack_wait: soon redelivered elsewhere anyway; hand it back now.
-    feed->release(lane, now - connection.config().ack_wait / 2, connection);
-    const std::size_t capacity = feed->capacity;
-    std::size_t held = 0;
-    {
-      std::lock_guard lock(feed->mu);
-      held = feed->lanes[lane].size();
-    }
-    if (held >= capacity) {  // full: wait for a dequeue to take some
-      co_await feed->space[lane]->wait(std::chrono::milliseconds(50));
-      continue;
-    }
-    detail::FetchRequest pull{.stream = consumer.stream,
-                              .consumer = consumer.name,
-                              .batch = static_cast<int>(capacity - held),
-                              .no_wait = false,
-                              .expires = kLongPoll,
-                              .on_message = [feed, lane](JsMessage&& m) {
-                                {
-                                  std::lock_guard lock(feed->mu);
-                                  feed->lanes[lane].push_back({std::move(m), std::chrono::steady_clock::now()});
-                                }
-                                feed->doorbell->ring();
-                              }};
-    bool failed = false;
-    try {
-      co_await connection.async_fetch(std::move(pull), use_awaitable);
-      pause = std::chrono::milliseconds(50);
-      feed->refused(consumer.name, nullptr);
-    } catch (const Error& e) {
-      if (e.kind() == errc::closed || e.kind() == errc::not_connected) co_return;  // the backend closed
-      failed = true;
-      recreate = e.kind() == errc::nats_error;
-      feed->refused(consumer.name, &e);
-    }
-    if (failed) co_await back_off(pause);
-  }
-}
-
-asio::awaitable<void> watch_delayed(std::shared_ptr<detail::TaskFeed> feed, detail::Connection& connection,
-                                    detail::DurableConsumer consumer) {
-  auto pause = std::chrono::milliseconds(50);
-  while (!feed->stopped) {
-    detail::FetchRequest pull{.stream = consumer.stream,
-                              .consumer = consumer.name,
-                              .batch = kPromoteBatch,
-                              .no_wait = false,
-                              .expires = kDelayedPoll};
-    bool failed = false;
-    try {
-      std::vector<JsMessage> got = co_await connection.async_fetch(std::move(pull), use_awaitable);
-      for (auto& m : got) co_await promote_on(connection, std::move(m));
-      pause = std::chrono::milliseconds(50);
-      feed->refused(consumer.name, nullptr);
-    } catch (const Error& e) {
-      if (e.kind() == errc::closed || e.kind() == errc::not_connected) co_return;
-      failed = true;
-      feed->refused(consumer.name, &e);
-    }
-    if (failed) co_await back_off(pause);
-  }
-}
-
-}  // namespace
-
 asio::awaitable<std::optional<Lease>> TaskQueue::admit(JsMessage m) {
   const Config& c = backend_.config();
   std::optional<Task> task = co_await decode_or_dead_letter(backend_.connection(), m);
@@ -732,47 +277,6 @@ asio::awaitable<std::optional<Lease>> TaskQueue::admit(JsMessage m) {
     co_return std::nullopt;
   }
   co_return Lease(*this, std::move(*task), std::move(m));
-}
-
-std::shared_ptr<detail::TaskFeed> TaskQueue::feed_of(const std::string& queue) {
-  std::lock_guard lock(mu_);
-  auto it = feeds_.find(queue);
-  return it == feeds_.end() ? nullptr : it->second;
-}
-
-std::vector<JsMessage> TaskQueue::take(const std::vector<std::string>& queues, std::size_t max) {
-  std::vector<JsMessage> out;
-  // A delivery held longer than half of ack_wait may soon go to another worker: it is handed
-  // back (as the watchers do) rather than given out as a lease about to expire.
-  const auto stale_before = std::chrono::steady_clock::now() - backend_.config().ack_wait / 2;
-  for (const auto& queue : queues) {
-    std::shared_ptr<Feed> feed = feed_of(queue);
-    if (!feed) continue;
-    for (std::size_t lane = 0; lane < feed->lanes.size(); ++lane) {
-      feed->release(lane, stale_before, backend_.connection());
-      std::lock_guard lock(feed->mu);
-      auto& held = feed->lanes[lane];
-      const std::size_t before = out.size();
-      while (!held.empty() && out.size() < max) {
-        out.push_back(std::move(held.front().message));
-        held.pop_front();
-      }
-      if (out.size() != before) feed->space[lane]->ring();
-    }
-    if (out.size() >= max) break;
-  }
-  return out;
-}
-
-bool TaskQueue::holds_work(const std::vector<std::string>& queues) {
-  for (const auto& queue : queues) {
-    std::shared_ptr<Feed> feed = feed_of(queue);
-    if (!feed) continue;
-    std::lock_guard lock(feed->mu);
-    for (auto& lane : feed->lanes)
-      if (!lane.empty()) return true;
-  }
-  return false;
 }
 
 asio::awaitable<std::vector<Lease>> TaskQueue::dequeue_batch(std::vector<std::string> queues, std::size_t max,
@@ -849,121 +353,6 @@ asio::awaitable<std::optional<Lease>> TaskQueue::dequeue(std::vector<std::string
   co_return std::move(got.front());
 }
 
-// ---- task state ------------------------------------------------------------------------------
-
-asio::awaitable<std::optional<std::pair<Task, std::uint64_t>>> TaskQueue::find_pending(const std::string& task_id) {
-  const Config& c = backend_.config();
-  auto stored = co_await detail::direct_get_next(backend_.connection(), c.tasks_stream.name,
-                                                 c.tasks_subject + ".*.*." + task_id, 1);
-  if (!stored) co_return std::nullopt;
-  try {
-    co_return std::pair{decode_task(stored->data), stored->sequence};
-  } catch (const Error& e) {
-    backend_.log().warn("omniq: task {} in the stream cannot be decoded: {}", task_id, e.what());
-    co_return std::nullopt;
-  }
-}
-
-asio::awaitable<std::optional<TaskRecord>> TaskQueue::get_task(std::string task_id) {
-  validate_token("task_id", task_id);
-  co_await ensure();
-  detail::KvBucket state(backend_.connection(), backend_.config().task_state_bucket.name);
-  if (auto entry = co_await state.get(task_id)) co_return TaskRecord{decode_state(backend_.config(), *entry), entry->revision};
-  if (auto pending = co_await find_pending(task_id)) co_return TaskRecord{std::move(pending->first), 0};
-  co_return std::nullopt;
-}
-
-asio::awaitable<std::optional<std::uint64_t>> TaskQueue::update_task(Task task, std::uint64_t expected_revision) {
-  std::string data = encode_checked(task);
-  co_await ensure();
-  detail::KvBucket state(backend_.connection(), backend_.config().task_state_bucket.name);
-  co_return co_await state.update(task.id, std::move(data), expected_revision);
-}
-
-asio::awaitable<bool> TaskQueue::cancel_task(std::string task_id) {
-  auto record = co_await get_task(task_id);
-  if (!record || record->task.status != TaskStatus::pending) co_return false;
-  record->task.status = TaskStatus::cancelled;
-  auto revision = co_await update_task(record->task, record->revision);
-  if (!revision) co_return false;  // changed meanwhile (started, updated): not cancelled
-  // Removing the message is what keeps it from ever being delivered.
-  if (auto pending = co_await find_pending(task_id))
-    co_await detail::delete_message(backend_.connection(), backend_.config().tasks_stream.name, pending->second);
-  co_return true;
-}
-
-asio::awaitable<bool> TaskQueue::delete_task(std::string task_id) {
-  validate_token("task_id", task_id);
-  co_await ensure();
-  bool removed = false;
-  if (auto pending = co_await find_pending(task_id))
-    removed = co_await detail::delete_message(backend_.connection(), backend_.config().tasks_stream.name,
-                                              pending->second);
-  detail::KvBucket state(backend_.connection(), backend_.config().task_state_bucket.name);
-  if (co_await state.get(task_id)) {
-    co_await state.erase(task_id);
-    removed = true;
-  }
-  co_return removed;
-}
-
-asio::awaitable<std::vector<Task>> TaskQueue::list_tasks(std::optional<std::string> queue,
-                                                         std::optional<TaskStatus> status, std::size_t limit,
-                                                         std::size_t offset) {
-  if (queue) validate_token("queue_name", *queue);
-  co_await ensure();
-  const Config& c = backend_.config();
-  // Recorded state wins over what was enqueued (a running task is still in the stream).
-  detail::KvBucket state_bucket(backend_.connection(), c.task_state_bucket.name);
-  std::unordered_map<std::string, Task> recorded;
-  for (auto& entry : co_await state_bucket.list()) {
-    try {
-      Task t = decode_task(entry.value);
-      recorded.emplace(t.id, std::move(t));
-    } catch (const Error& e) {
-      backend_.log().warn("omniq: skipping task state {} that cannot be decoded: {}", entry.key, e.what());
-    }
-  }
-  auto wanted = [&](const Task& t) {
-    return (!queue || t.queue_name == *queue) && (!status || t.status == *status);
-  };
-  std::vector<Task> out;
-  const std::size_t needed = offset + limit;
-  std::size_t matched = 0;
-  auto take = [&](Task t) {
-    if (!wanted(t)) return;
-    if (matched++ >= offset && out.size() < limit) out.push_back(std::move(t));
-  };
-  // Tasks still in the stream, in the order they were enqueued.
-  const std::string filter = c.tasks_subject + "." + (queue ? *queue : std::string("*")) + ".*.*";
-  std::uint64_t next = 1;
-  while (matched < needed) {
-    auto stored = co_await detail::direct_get_next(backend_.connection(), c.tasks_stream.name, filter, next);
-    if (!stored) break;
-    next = stored->sequence + 1;
-    try {
-      Task t = decode_task(stored->data);
-      auto it = recorded.find(t.id);
-      if (it != recorded.end()) {
-        t = std::move(it->second);
-        recorded.erase(it);
-      }
-      take(std::move(t));
-    } catch (const Error&) {
-      // Undecodable messages are dead-lettered when dequeued; they are not tasks to list.
-    }
-  }
-  // Then tasks known only from their recorded state, oldest first.
-  std::vector<Task> rest;
-  for (auto& [id, t] : recorded) rest.push_back(std::move(t));
-  std::sort(rest.begin(), rest.end(), [](const Task& a, const Task& b) { return a.created_at < b.created_at; });
-  for (auto& t : rest) {
-    if (matched >= needed) break;
-    take(std::move(t));
-  }
-  co_return out;
-}
-
 asio::awaitable<std::uint64_t> TaskQueue::get_queue_size(std::string queue) {
   validate_token("queue_name", queue);
   co_await ensure();
@@ -978,79 +367,6 @@ asio::awaitable<std::uint64_t> TaskQueue::get_queue_size(std::string queue) {
     if (s) total += s->num_pending + s->num_ack_pending;
   }
   co_return total;
-}
-
-asio::awaitable<std::size_t> TaskQueue::cleanup_expired_tasks() {
-  co_await ensure();
-  const Config& c = backend_.config();
-  std::size_t removed = 0;
-  std::uint64_t next = 1;
-  const Timestamp t = now();
-  for (;;) {
-    auto stored = co_await detail::direct_get_next(backend_.connection(), c.tasks_stream.name, c.tasks_subject + ".>",
-                                                   next);
-    if (!stored) break;
-    next = stored->sequence + 1;
-    std::optional<Task> task;
-    try {
-      task = decode_task(stored->data);
-    } catch (const Error&) {
-      continue;
-    }
-    if (!task->is_expired(t)) continue;
-    if (co_await detail::delete_message(backend_.connection(), c.tasks_stream.name, stored->sequence)) {
-      co_await mark(*task, TaskStatus::expired);
-      ++removed;
-    }
-  }
-  co_return removed;
-}
-
-// ---- dead letters ----------------------------------------------------------------------------
-
-asio::awaitable<std::vector<DeadLetter>> TaskQueue::list_dead_letters(std::optional<std::string> queue,
-                                                                      std::size_t limit, std::size_t offset) {
-  if (queue) validate_token("queue_name", *queue);
-  co_await ensure();
-  const Config& c = backend_.config();
-  const std::string filter = c.dead_letter_subject + "." + (queue ? *queue : std::string("*")) + ".*";
-  auto messages = co_await detail::scan(backend_.connection(), c.dead_letter_stream.name, filter, false);
-  std::vector<DeadLetter> out;
-  for (std::size_t i = offset; i < messages.size() && out.size() < limit; ++i)
-    out.push_back(decode_dead_letter(messages[i].data, messages[i].stream_sequence));
-  co_return out;
-}
-
-asio::awaitable<bool> TaskQueue::requeue_dead_letter(std::string task_id) {
-  validate_token("task_id", task_id);
-  co_await ensure();
-  const Config& c = backend_.config();
-  auto stored = co_await detail::direct_get_next(backend_.connection(), c.dead_letter_stream.name,
-                                                 c.dead_letter_subject + ".*." + task_id, 1);
-  if (!stored) co_return false;
-  DeadLetter letter = decode_dead_letter(stored->data, stored->sequence);
-  if (!letter.task)
-    throw_error(errc::decode_error, "dead letter of task " + task_id +
-                                        " holds no decodable task (reason: " + letter.reason + "); it cannot be requeued");
-  Task task = std::move(*letter.task);
-  task.retry_count = 0;
-  task.status = TaskStatus::pending;
-  std::string data = encode_checked(task);
-  std::string msg_id = task.id + ":requeue:" + std::to_string(stored->sequence);
-  std::string what = "requeueing task " + task.id;
-  // Its recorded state (failed) and its result no longer hold: the task is pending again, and
-  // a worker runs a task id only while it has no final result. Both go first, unconditionally
-  // (a replica's view of whether they exist may lag): published before, the task could meet
-  // its old result and be settled from it without running. A crash in between leaves the
-  // dead letter in place, to requeue again.
-  detail::KvBucket state(backend_.connection(), c.task_state_bucket.name);
-  co_await state.erase(task.id);
-  detail::KvBucket results(backend_.connection(), c.results_bucket.name);
-  co_await backend_.result_store().ensure();
-  co_await results.erase(task.id);
-  co_await publish_task(backend_.connection(), task, std::move(data), std::move(msg_id), std::move(what));
-  co_await detail::delete_message(backend_.connection(), c.dead_letter_stream.name, stored->sequence);
-  co_return true;
 }
 
 }  // namespace omniq

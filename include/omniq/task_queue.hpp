@@ -35,7 +35,7 @@ class Worker;
 class Scheduler;
 namespace detail {
 struct WorkerRun;
-struct TaskFeed;  // deliveries prefetched by the lane watchers of one queue (src/task_queue.cpp)
+struct TaskFeed;  // deliveries prefetched by the lane watchers of one queue (src/omniq/detail/task_feed.hpp)
 struct JsMessage;
 class Doorbell;
 }
