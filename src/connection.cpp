@@ -35,8 +35,8 @@ bool subject_is_publishable(std::string_view s) {
   }
   return true;
 }
-std::vector<Header> read_headers(natsMsg* msg) {
-  std::vector<Header> out;
+Headers read_headers(natsMsg* msg) {
+  Headers out;
   const char** keys = nullptr;
   int count = 0;
   if (natsMsgHeader_Keys(msg, &keys, &count) == NATS_OK) {
@@ -117,9 +117,9 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   bool open = false;                                   // guarded by mu
   std::uint64_t next_id = 1;                           // guarded by mu
 
-  natsConnection* conn = nullptr;
-  jsCtx* js = nullptr;
-  natsSubscription* mux = nullptr;
+  ConnectionPtr conn;  // destroyed last: members go in reverse order
+  JsCtxPtr js;
+  SubscriptionPtr mux;
   std::string inbox_base;  // "<inbox prefix>.<nuid>." — the reply subject is this + id
   std::atomic<std::int64_t> max_payload{0};
   std::atomic<bool> closing{false};
@@ -147,7 +147,7 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   // payload_too_large over the server's max_payload (headers counted as nats.c encodes
   // them), a header nats.c cannot add.
   Outgoing outgoing(std::uint64_t id, std::string subject, std::string reply, std::string data,
-                    const std::vector<Header>& headers) const {
+                    const Headers& headers) const {
     std::size_t bytes = data.size();
     for (const auto& h : headers) bytes += h.name.size() + h.value.size() + 4;  // "name: value\r\n"
     if (!headers.empty()) bytes += 12;                                           // "NATS/1.0\r\n", CRLF
@@ -181,12 +181,11 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   SocketLoop loop;              // nats.c's socket reads and writes
 
   // The handles are released only when nothing can use them any more: the last holder of
-  // the state may be a nats.c callback, a blocking call or a request completing.
+  // the state may be a nats.c callback, a blocking call or a request completing. The socket
+  // loop stops first; the handle members then go in reverse order (subscription, JetStream
+  // context, connection).
   ~ConnectionState() {
     loop.stop();  // no read event may run into a destroyed connection
-    if (mux) natsSubscription_Destroy(mux);
-    if (js) jsCtx_Destroy(js);
-    if (conn) natsConnection_Destroy(conn);
   }
 
   // Pulls: one active per consumer ("<stream>.<consumer>"), the rest wait in order.
@@ -298,9 +297,9 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
 
   void write_one(Outgoing& o) {
     const int size = static_cast<int>(o.data.size());
-    const natsStatus s = o.msg           ? natsConnection_PublishMsg(conn, o.msg.get())
-                         : o.reply.empty() ? natsConnection_Publish(conn, o.subject.c_str(), o.data.data(), size)
-                                           : natsConnection_PublishRequest(conn, o.subject.c_str(), o.reply.c_str(),
+    const natsStatus s = o.msg           ? natsConnection_PublishMsg(conn.get(), o.msg.get())
+                         : o.reply.empty() ? natsConnection_Publish(conn.get(), o.subject.c_str(), o.data.data(), size)
+                                           : natsConnection_PublishRequest(conn.get(), o.subject.c_str(), o.reply.c_str(),
                                                                            o.data.data(), size);
     if (s == NATS_OK) return;
     if (o.id == 0) {
@@ -416,7 +415,7 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
     if (orphan) {
       // A delivery for a pull that already ended (timed out): hand it back at once rather
       // than let it wait for ack_wait.
-      natsConnection_PublishString(conn, ack, "-NAK");
+      natsConnection_PublishString(conn.get(), ack, "-NAK");
       logger->debug("omniq: returned a late delivery from consumer {}", key);
       return;
     }
@@ -457,9 +456,9 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
     r.subject = natsMsg_GetSubject(msg);
     if (const char* d = natsMsg_GetData(msg)) r.data.assign(d, static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
     r.headers = read_headers(msg);
-    if (auto s = r.header("Status")) std::from_chars(s->data(), s->data() + s->size(), r.status);
+    if (auto s = r.headers.find("Status")) std::from_chars(s->data(), s->data() + s->size(), r.status);
     if (natsMsg_IsNoResponders(msg)) r.status = 503;
-    if (auto d = r.header("Description")) r.description = std::string(*d);
+    if (auto d = r.headers.find("Description")) r.description = std::string(*d);
     return r;
   }
 
@@ -586,7 +585,7 @@ void ConnectionState::start_fetch(FetchRequest request, FetchHandler handler) {
   body += "}";
   const std::string subject = "$JS.API.CONSUMER.MSG.NEXT." + key;
   const std::string reply = inbox_base + std::to_string(id);
-  const natsStatus s = natsConnection_PublishRequest(conn, subject.c_str(), reply.c_str(), body.data(),
+  const natsStatus s = natsConnection_PublishRequest(conn.get(), subject.c_str(), reply.c_str(), body.data(),
                                                      static_cast<int>(body.size()));
   if (s != NATS_OK) {
     std::optional<Fetch> f;
@@ -668,10 +667,9 @@ void Connection::connect_blocking() {
   state->who = describe_user(config_);
   {
     // One wildcard inbox subscription (made below) serves every request's reply.
-    char* inbox = nullptr;
-    check(natsInbox_Create(&inbox), "creating an inbox");
-    std::string nuid = inbox;
-    natsInbox_Destroy(inbox);
+    InboxPtr inbox;
+    check(natsInbox_Create(out(inbox)), "creating an inbox");
+    std::string nuid = inbox.get();
     nuid = nuid.substr(nuid.rfind('.') + 1);
     const std::string prefix = config_.inbox_prefix.empty() ? "_INBOX" : config_.inbox_prefix;
     state->inbox_base = prefix + "." + nuid + ".";
@@ -736,7 +734,7 @@ void Connection::connect_blocking() {
     }
     throw_error(kind, msg);
   }
-  state->conn = nc;
+  state->conn.reset(nc);
   auto cleanup_on_error = [&] {
     state->closing = true;  // not an outage: no reconnect warning
     state->loop.close_connection(nc);  // the handles go with the state
@@ -748,25 +746,25 @@ void Connection::connect_blocking() {
     // The reply inbox first: a user who may not subscribe to it learns that at once, before
     // any request waits in vain for its reply.
     auto* mux_holder = new std::shared_ptr<ConnectionState>(state);
-    s = natsConnection_Subscribe(&state->mux, nc, (state->inbox_base + "*").c_str(), &ConnectionState::on_reply,
+    s = natsConnection_Subscribe(out(state->mux), nc, (state->inbox_base + "*").c_str(), &ConnectionState::on_reply,
                                  mux_holder);
     if (s != NATS_OK) {
       delete mux_holder;
       throw_nats(s, "subscribing to the reply inbox " + state->inbox_base + "*");
     }
-    natsSubscription_SetOnCompleteCB(state->mux, &ConnectionState::on_mux_complete, mux_holder);
-    check(natsSubscription_SetPendingLimits(state->mux, -1, -1), "reply inbox limits");
+    natsSubscription_SetOnCompleteCB(state->mux.get(), &ConnectionState::on_mux_complete, mux_holder);
+    check(natsSubscription_SetPendingLimits(state->mux.get(), -1, -1), "reply inbox limits");
     check(natsConnection_FlushTimeout(nc, to_ms(config_.request_timeout)), "registering the reply inbox");
     throw_if_inbox_denied(nc, *state);
 
     jsOptions jsopts;
     check(jsOptions_Init(&jsopts), "JetStream options");
     jsopts.Wait = to_ms(config_.request_timeout);
-    check(natsConnection_JetStream(&state->js, nc, &jsopts), "creating the JetStream context");
+    check(natsConnection_JetStream(out(state->js), nc, &jsopts), "creating the JetStream context");
 
-    jsAccountInfo* ai = nullptr;
+    AccountInfoPtr ai;
     jsErrCode jerr = static_cast<jsErrCode>(0);
-    s = js_GetAccountInfo(&ai, state->js, nullptr, &jerr);
+    s = js_GetAccountInfo(out(ai), state->js.get(), nullptr, &jerr);
     if (s == NATS_NO_RESPONDERS || jerr == JSNotEnabledErr || jerr == JSNotEnabledForAccountErr) {
       char url[512] = {0};
       natsConnection_GetConnectedUrl(nc, url, sizeof url);
@@ -779,7 +777,6 @@ void Connection::connect_blocking() {
       // operations will say what is wrong when they run.
       logger_->warn("omniq: could not read the JetStream account at connect ({}); going on", nats_error_text(s));
     }
-    if (ai) jsAccountInfo_Destroy(ai);
   } catch (...) {
     cleanup_on_error();
     throw;
@@ -824,7 +821,7 @@ void Connection::close_blocking() noexcept {
   }
   state->closing = true;
   state->send_outbox();  // what was accepted goes out before the connection closes
-  state->loop.close_connection(state->conn);
+  state->loop.close_connection(state->conn.get());
   state->loop.stop();  // detached by the close
   state->fail_all(errc::closed, "the backend was closed");
   logger_->info("omniq: connection closed");
@@ -850,8 +847,8 @@ HandleLease::~HandleLease() {
   state_->blocking_idle.notify_all();
 }
 
-natsConnection* HandleLease::nats() const noexcept { return state_->conn; }
-jsCtx* HandleLease::js() const noexcept { return state_->js; }
+natsConnection* HandleLease::nats() const noexcept { return state_->conn.get(); }
+jsCtx* HandleLease::js() const noexcept { return state_->js.get(); }
 
 std::uint64_t HandleLease::unmatched_violations() const {
   std::lock_guard lock(state_->mu);
@@ -902,14 +899,10 @@ void Connection::cancel_fetch(const std::string& key, const void* tag) {
   if (!active) return;
   // What the cancelled pull received goes back at once; deliveries still on their way find no
   // pull and are handed back the same way (see on_delivery).
-  for (const auto& m : active->got) {
-    try {
-      publish(m.reply, "-NAK");
-    } catch (const Error& e) {
-      logger_->debug("omniq: handing back a delivery of a cancelled pull from {}: {}", key, e.what());
-    }
-  }
+  std::vector<std::string> acks;
+  for (auto& m : active->got) acks.push_back(std::move(m.reply));
   active->got.clear();
+  hand_back(acks, "a cancelled pull from " + key);
   state->finish_fetch(key, std::move(*active), aborted);
 }
 
@@ -959,19 +952,35 @@ void Connection::start_fetch(FetchRequest request, FetchHandler handler) {
   state->start_fetch(std::move(request), std::move(handler));
 }
 
-void Connection::publish(const std::string& subject, std::string_view data, const std::vector<Header>& headers) {
+void Connection::publish(const std::string& subject, std::string_view data, const Headers& headers) {
   auto state = state_.load();
   if (!state) throw_error(errc::not_connected, "publish on " + subject + ": the backend is not connected");
   if (!subject_is_publishable(subject))
     throw_error(errc::invalid_name, "subject \"" + subject + "\" cannot be published");
   // What nats.c would refuse is refused here, at once; the write itself joins the outbox.
-  if (natsConnection_IsClosed(state->conn)) throw_error(errc::closed, "publish on " + subject + ": the backend was closed");
+  if (natsConnection_IsClosed(state->conn.get())) throw_error(errc::closed, "publish on " + subject + ": the backend was closed");
   state->queue(io_, state->outgoing(0, subject, {}, std::string(data), headers));
+}
+
+void Connection::hand_back(const std::vector<std::string>& ack_subjects, std::string_view why) noexcept {
+  std::size_t failed = 0;
+  std::string last;
+  for (const auto& subject : ack_subjects) {
+    try {
+      publish(subject, "-NAK");
+    } catch (const std::exception& e) {
+      ++failed;
+      last = e.what();
+    }
+  }
+  if (failed > 0)
+    logger_->warn("omniq: could not hand back {} of {} deliveries ({}): {}; the server redelivers them after ack_wait",
+                  failed, ack_subjects.size(), why, last);
 }
 
 bool Connection::is_connected() const noexcept {
   auto state = state_.load();
-  return state && state->conn && natsConnection_Status(state->conn) == NATS_CONN_STATUS_CONNECTED;
+  return state && state->conn && natsConnection_Status(state->conn.get()) == NATS_CONN_STATUS_CONNECTED;
 }
 
 std::int64_t Connection::max_payload() const noexcept {
@@ -982,7 +991,7 @@ std::int64_t Connection::max_payload() const noexcept {
 std::string Connection::connected_url() const {
   auto state = state_.load();
   char url[512] = {0};
-  if (state && state->conn) natsConnection_GetConnectedUrl(state->conn, url, sizeof url);
+  if (state && state->conn) natsConnection_GetConnectedUrl(state->conn.get(), url, sizeof url);
   else if (!config_.servers.empty()) return config_.servers.front();
   return url;
 }
@@ -990,7 +999,7 @@ std::string Connection::connected_url() const {
 std::string Connection::server_id() const {
   auto state = state_.load();
   char id[256] = {0};
-  if (state && state->conn) natsConnection_GetConnectedServerId(state->conn, id, sizeof id);
+  if (state && state->conn) natsConnection_GetConnectedServerId(state->conn.get(), id, sizeof id);
   return id;
 }
 

@@ -138,7 +138,7 @@ asio::awaitable<void> EventLog::log_event(TaskEvent event, std::string dedup_id)
   std::string subject = event_subject(backend_.config(), to_string(event.event_type), event.task_id);
   std::string what = "logging " + std::string(to_string(event.event_type)) + " event " + event.id + " of task " +
                      event.task_id;
-  std::vector<detail::Header> headers;
+  detail::Headers headers;
   if (!dedup_id.empty()) headers.push_back({"Nats-Msg-Id", std::move(dedup_id)});
   co_await detail::js_publish(connection, std::move(subject), std::move(data), std::move(headers), std::move(what));
 }

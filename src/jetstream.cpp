@@ -157,7 +157,7 @@ asio::awaitable<json> api_request(Connection& c, std::string api, json body, std
 }
 
 asio::awaitable<std::optional<PubAck>> js_publish(Connection& c, std::string subject, std::string data,
-                                                  std::vector<Header> headers, std::string what,
+                                                  Headers headers, std::string what,
                                                   bool allow_conflict) {
   Request req{.subject = std::move(subject), .data = std::move(data), .headers = std::move(headers)};
   const Reply reply = co_await c.async_request(std::move(req), asio::use_awaitable);
@@ -173,8 +173,8 @@ std::optional<StoredMessage> to_stored(const Reply& reply, const std::string& wh
   StoredMessage m;
   m.data = reply.data;
   m.headers = reply.headers;
-  m.subject = std::string(m.header("Nats-Subject").value_or(""));
-  m.sequence = to_u64(m.header("Nats-Sequence"));
+  m.subject = std::string(m.headers.find("Nats-Subject").value_or(""));
+  m.sequence = to_u64(m.headers.find("Nats-Sequence"));
   return m;
 }
 }  // namespace
@@ -220,8 +220,8 @@ std::optional<std::string> decode_base64(std::string_view text) {
   return out;
 }
 
-std::vector<Header> parse_header_block(std::string_view block) {
-  std::vector<Header> out;
+Headers parse_header_block(std::string_view block) {
+  Headers out;
   bool first = true;
   while (!block.empty()) {
     const auto end = block.find("\r\n");

@@ -11,7 +11,7 @@ namespace omniq::detail {
 
 namespace {
 // A KV delete or purge is stored as a marker message with this header.
-bool is_marker(const std::vector<Header>& headers) {
+bool is_marker(const Headers& headers) {
   for (const auto& h : headers)
     if (h.name == "KV-Operation" && (h.value == "DEL" || h.value == "PURGE")) return true;
   return false;
@@ -47,7 +47,7 @@ asio::awaitable<std::uint64_t> KvBucket::put(std::string key, std::string value)
 
 asio::awaitable<std::optional<std::uint64_t>> KvBucket::update(std::string key, std::string value,
                                                                std::uint64_t expected) {
-  std::vector<Header> headers{{"Nats-Expected-Last-Subject-Sequence", std::to_string(expected)}};
+  Headers headers{{"Nats-Expected-Last-Subject-Sequence", std::to_string(expected)}};
   auto ack = co_await js_publish(connection_, subject(key), std::move(value), std::move(headers),
                                  "updating " + key + " in " + bucket_, /*allow_conflict=*/true);
   if (!ack) co_return std::nullopt;
@@ -65,7 +65,7 @@ asio::awaitable<std::optional<std::uint64_t>> KvBucket::create(std::string key, 
 }
 
 asio::awaitable<void> KvBucket::erase(std::string key) {
-  std::vector<Header> headers{{"KV-Operation", "PURGE"}, {"Nats-Rollup", "sub"}};
+  Headers headers{{"KV-Operation", "PURGE"}, {"Nats-Rollup", "sub"}};
   co_await js_publish(connection_, subject(key), std::string(), std::move(headers), "deleting " + key + " from " + bucket_);
 }
 

@@ -92,7 +92,7 @@ asio::awaitable<void> dead_letter_on(detail::Connection& connection, const std::
   std::string data =
       dead_letter_json(queue, task_id, message, task, reason).dump(-1, ' ', false, json::error_handler_t::replace);
   // Deduplicated by the original message: a retry after a crash writes it once.
-  std::vector<detail::Header> headers{
+  detail::Headers headers{
       {"Nats-Msg-Id", "dlq-" + c.tasks_stream.name + "-" + std::to_string(message.stream_sequence)}};
   co_await detail::js_publish(connection, detail::dead_letter_subject(c, q, id), std::move(data), std::move(headers),
                               "dead-lettering task " + id);

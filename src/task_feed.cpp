@@ -97,12 +97,7 @@ std::size_t detail::TaskFeed::release(std::size_t lane, std::chrono::steady_cloc
       held.pop_front();
     }
   }
-  for (const auto& ack : acks) {
-    try {
-      c.publish(ack, "-NAK");
-    } catch (const Error&) {  // redelivered after ack_wait anyway
-    }
-  }
+  c.hand_back(acks, "prefetched, not demanded");
   return acks.size();
 }
 
@@ -195,14 +190,7 @@ asio::awaitable<void> watch_delayed(std::shared_ptr<detail::TaskFeed> feed, deta
 }  // namespace detail
 
 void TaskQueue::give_back(const std::vector<std::string>& ack_subjects) noexcept {
-  for (const auto& subject : ack_subjects) {
-    try {
-      backend_.connection().publish(subject, "-NAK");
-    } catch (const std::exception& e) {
-      backend_.log().warn("omniq: handing back a delivery of a cancelled dequeue: {} (redelivered after ack_wait)",
-                          e.what());
-    }
-  }
+  backend_.connection().hand_back(ack_subjects, "taken by a cancelled dequeue");
 }
 
 void TaskQueue::set_prefetch(std::size_t per_lane) {

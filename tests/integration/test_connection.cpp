@@ -203,7 +203,7 @@ TEST_CASE("a publish that cannot be sent is refused at once", "[connection][brid
   }
   // Headers count as nats.c encodes them: "NATS/1.0\r\n", "Nats-Msg-Id: abc\r\n", "\r\n" = 30
   // bytes. Exactly max_payload goes out; one byte more is refused.
-  const std::vector<detail::Header> headers{{"Nats-Msg-Id", "abc"}};
+  const detail::Headers headers{{"Nats-Msg-Id", "abc"}};
   CHECK_NOTHROW(omniq::detail::connection_of(backend).publish("omniq.test.big", std::string(1024 * 1024 - 30, 'x'), headers));
   try {
     omniq::detail::connection_of(backend).publish("omniq.test.big", std::string(1024 * 1024 - 29, 'x'), headers);

@@ -43,24 +43,31 @@ struct Header {
   std::string value{};
 };
 
+// The headers of a request or a message, in order: the one type every message class
+// (Request, Reply, JsMessage, StoredMessage) carries.
+struct Headers : std::vector<Header> {
+  using std::vector<Header>::vector;
+  // The value of the first header named `name`, if any.
+  std::optional<std::string_view> find(std::string_view name) const {
+    for (const auto& h : *this)
+      if (h.name == name) return h.value;
+    return std::nullopt;
+  }
+};
+
 struct Request {
   std::string subject{};
   std::string data{};
-  std::vector<Header> headers{};
+  Headers headers{};
   std::optional<std::chrono::milliseconds> timeout{};  // default: config.request_timeout
 };
 
 struct Reply {
   std::string subject{};
   std::string data{};
-  std::vector<Header> headers{};
+  Headers headers{};
   int status = 0;           // the "Status" header (503 no responders, 404, 408...), 0 if none
   std::string description{};  // the "Description" header
-  std::optional<std::string_view> header(std::string_view name) const {
-    for (const auto& h : headers)
-      if (h.name == name) return h.value;
-    return std::nullopt;
-  }
 };
 
 // A message delivered by a JetStream consumer; `reply` is its ack subject, whose tokens carry
@@ -68,7 +75,7 @@ struct Reply {
 struct JsMessage {
   std::string subject{};
   std::string data{};
-  std::vector<Header> headers{};
+  Headers headers{};
   std::string reply{};
   std::string stream{};
   std::string consumer{};
@@ -77,11 +84,6 @@ struct JsMessage {
   std::uint64_t consumer_sequence = 0;
   std::int64_t timestamp_ns = 0;      // when the stream stored it
   std::uint64_t pending = 0;          // messages left for the consumer after this one
-  std::optional<std::string_view> header(std::string_view name) const {
-    for (const auto& h : headers)
-      if (h.name == name) return h.value;
-    return std::nullopt;
-  }
 };
 
 // Parses "$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>" (and the
@@ -210,7 +212,11 @@ class Connection {
   // max_payload, a bad subject or header); the write itself joins the requests of the same
   // turn (see start_request), so a failure there is only logged: a lost ack or progress
   // signal means a redelivery, which omniq's claims absorb.
-  void publish(const std::string& subject, std::string_view data, const std::vector<Header>& headers = {});
+  void publish(const std::string& subject, std::string_view data, const Headers& headers = {});
+  // Hands deliveries back to their consumers at once (a NAK on each ack subject), so another
+  // consumer gets them now rather than after ack_wait. What cannot be sent is redelivered after
+  // ack_wait anyway: one warning names how many and `why` they were handed back.
+  void hand_back(const std::vector<std::string>& ack_subjects, std::string_view why) noexcept;
 
   // Runs `f(natsConnection*, jsCtx*)` on the blocking pool; `f` may throw omniq::Error.
   template <class F, class CompletionToken>

@@ -52,7 +52,7 @@ asio::awaitable<nlohmann::json> api_request(Connection& c, std::string api, nloh
 
 // Publishes to a stream subject and awaits the acknowledgement (see parse_pub_ack).
 asio::awaitable<std::optional<PubAck>> js_publish(Connection& c, std::string subject, std::string data,
-                                                  std::vector<Header> headers, std::string what,
+                                                  Headers headers, std::string what,
                                                   bool allow_conflict = false);
 
 // The outcome of one request of a pipelined group.
@@ -82,13 +82,8 @@ asio::awaitable<BatchFailures> publish_batch(Connection& c, std::vector<Request>
 struct StoredMessage {
   std::string subject{};
   std::string data{};
-  std::vector<Header> headers{};
+  Headers headers{};
   std::uint64_t sequence = 0;
-  std::optional<std::string_view> header(std::string_view name) const {
-    for (const auto& h : headers)
-      if (h.name == name) return h.value;
-    return std::nullopt;
-  }
 };
 
 // Direct get of the last message on `subject` (no wildcards); nullopt when there is none.
@@ -101,7 +96,7 @@ asio::awaitable<std::optional<StoredMessage>> leader_get_last(Connection& c, std
 // Decodes standard base64 (with or without padding); nullopt for anything else.
 std::optional<std::string> decode_base64(std::string_view text);
 // Parses a raw NATS header block ("NATS/1.0\r\nName: value\r\n...\r\n").
-std::vector<Header> parse_header_block(std::string_view block);
+Headers parse_header_block(std::string_view block);
 // Direct get of the first message at or after `sequence` whose subject matches `filter`
 // (wildcards allowed); nullopt when there is none.
 asio::awaitable<std::optional<StoredMessage>> direct_get_next(Connection& c, std::string stream, std::string filter,

@@ -65,7 +65,10 @@ class ModelBucket {
 
   // Deletes the key; false when it held nothing.
   asio::awaitable<bool> remove(std::string key) {
-    if (!co_await bucket_.get(key)) co_return false;
+    // Awaited into a variable: g++ 12 miscompiles `if (!co_await ...)` in a coroutine member
+    // of a class template (the resumed frame hits an illegal instruction).
+    std::optional<KvEntry> entry = co_await bucket_.get(key);
+    if (!entry) co_return false;
     co_await bucket_.erase(std::move(key));
     co_return true;
   }
