@@ -642,16 +642,28 @@ TEST_CASE("a task past its expiry is not run: its state says expired and an expi
   CHECK(f.q().get_queue_size("default") == 0);
 }
 
-TEST_CASE("a worker started while the server is down waits for it, then serves", "[worker][restart]") {
-  Fixture f([](Config& c) {
+// A worker started while its server is down, 1.5 s later: its provisioning calls timed out and
+// are being retried, and its run has not failed.
+struct StartedWithServerDown {
+  Fixture f{[](Config& c) {
     c.request_timeout = 500ms;
     c.reconnect_time_wait = 100ms;
-  });
-  CountingWorker w(*f.backend);
-  f.server.stop();
-  Running running(w.worker);
-  std::this_thread::sleep_for(1500ms);  // its first provisioning calls time out meanwhile
-  REQUIRE(running.done.wait_for(0s) == std::future_status::timeout);  // still running, not failed
+  }};
+  CountingWorker w{*f.backend};
+  std::optional<Running> running;
+  StartedWithServerDown() {
+    f.server.stop();
+    running.emplace(w.worker);
+    std::this_thread::sleep_for(1500ms);
+    REQUIRE(running->done.wait_for(0s) == std::future_status::timeout);  // still running, not failed
+  }
+};
+
+TEST_CASE("a worker started while the server is down waits for it, then serves", "[worker][restart]") {
+  StartedWithServerDown s;
+  Fixture& f = s.f;
+  CountingWorker& w = s.w;
+  Running& running = *s.running;
   f.server.restart();
   Task t = task("count");
   REQUIRE(test::wait_until(
@@ -671,15 +683,9 @@ TEST_CASE("a worker started while the server is down waits for it, then serves",
 
 TEST_CASE("a worker stopped while it still waits for the server ends its run cleanly, having taken nothing",
           "[worker][restart]") {
-  Fixture f([](Config& c) {
-    c.request_timeout = 500ms;
-    c.reconnect_time_wait = 100ms;
-  });
-  CountingWorker w(*f.backend);
-  f.server.stop();
-  Running running(w.worker);
-  std::this_thread::sleep_for(1500ms);  // its provisioning calls time out and are retried meanwhile
-  REQUIRE(running.done.wait_for(0s) == std::future_status::timeout);
+  StartedWithServerDown s;
+  CountingWorker& w = s.w;
+  Running& running = *s.running;
   w.worker.stop();  // a SIGTERM to a worker that never reached the server: no failure to report
   REQUIRE(running.done.wait_for(5s) == std::future_status::ready);
   CHECK_NOTHROW(running.done.get());
