@@ -91,9 +91,9 @@ asio::awaitable<std::vector<TaskResult>> ResultStore::list(std::optional<ResultS
   const Timestamp t = now();
   std::vector<TaskResult> out;
   std::size_t matched = 0;
-  for (auto& [entry, result] : co_await results_of(backend_).list(&backend_.log())) {
-    if ((status && result.status != *status) || result.is_expired(t)) continue;
-    if (matched++ >= offset && out.size() < limit) out.push_back(std::move(result));
+  for (auto& stored : co_await results_of(backend_).list(&backend_.log())) {
+    if ((status && stored.model.status != *status) || stored.model.is_expired(t)) continue;
+    if (matched++ >= offset && out.size() < limit) out.push_back(std::move(stored.model));
   }
   co_return out;
 }
@@ -104,9 +104,9 @@ asio::awaitable<std::size_t> ResultStore::cleanup_expired() {
   const Timestamp t = now();
   std::size_t removed = 0;
   // What cannot be read is not ours to judge (list reports it).
-  for (auto& [entry, result] : co_await results.list(nullptr)) {
-    if (!result.is_expired(t)) continue;
-    co_await results.kv().erase(entry.key);
+  for (auto& stored : co_await results.list(nullptr)) {
+    if (!stored.model.is_expired(t)) continue;
+    co_await results.kv().erase(stored.key);
     ++removed;
   }
   co_return removed;

@@ -88,9 +88,9 @@ asio::awaitable<std::vector<ScheduleRecord>> ScheduleStore::list_schedules(std::
   co_await ensure();
   std::vector<ScheduleRecord> out;
   std::size_t matched = 0;
-  for (auto& [entry, schedule] : co_await schedules_of(backend_).list(&backend_.log())) {
-    if (status && schedule.status != *status) continue;
-    if (matched++ >= offset && out.size() < limit) out.push_back(ScheduleRecord{std::move(schedule), entry.revision});
+  for (auto& stored : co_await schedules_of(backend_).list(&backend_.log())) {
+    if (status && stored.model.status != *status) continue;
+    if (matched++ >= offset && out.size() < limit) out.push_back(ScheduleRecord{std::move(stored.model), stored.revision});
   }
   co_return out;
 }

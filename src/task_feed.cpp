@@ -189,10 +189,6 @@ asio::awaitable<void> watch_delayed(std::shared_ptr<detail::TaskFeed> feed, deta
 
 }  // namespace detail
 
-void TaskQueue::give_back(const std::vector<std::string>& ack_subjects) noexcept {
-  backend_.connection().hand_back(ack_subjects, "taken by a cancelled dequeue");
-}
-
 void TaskQueue::set_prefetch(std::size_t per_lane) {
   if (per_lane == 0) throw_error(errc::invalid_argument, "set_prefetch: at least 1 delivery per lane");
   prefetch_ = per_lane;

@@ -309,7 +309,7 @@ asio::awaitable<std::vector<Lease>> TaskQueue::dequeue_batch(std::vector<std::st
       // once instead of waiting out ack_wait.
       std::vector<std::string> unsettled(replies.begin() + static_cast<std::ptrdiff_t>(admitted), replies.end());
       for (const auto& l : out) unsettled.push_back(l.ack_subject_);
-      give_back(unsettled);
+      backend_.connection().hand_back(unsettled, "taken by a cancelled dequeue");
       std::rethrow_exception(failure);
     }
     if (!out.empty()) {

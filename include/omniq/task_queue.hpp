@@ -333,9 +333,6 @@ class TaskQueue {
   std::shared_ptr<Feed> feed_of(const std::string& queue);
   std::vector<detail::JsMessage> take(const std::vector<std::string>& queues, std::size_t max);
   bool holds_work(const std::vector<std::string>& queues);
-  /// Hands `messages` back at once (a NAK each, published without waiting): what a cancelled
-  /// dequeue had taken but not handed out.
-  void give_back(const std::vector<std::string>& ack_subjects) noexcept;
   asio::awaitable<std::optional<Lease>> admit(detail::JsMessage message);
   asio::awaitable<void> write_dead_letter(const std::string& queue, const std::string& task_id,
                                           const detail::JsMessage& message, const std::optional<Task>& task,

@@ -46,15 +46,10 @@ class Fleet {
     std::string out;
     for (const auto& w : workers_) {
       const std::string text = w->output();
-      // The start of the last `lines` lines: after the (lines + 1)-th newline from the end.
-      std::size_t from = 0;
-      std::size_t at = text.size();
-      for (std::size_t n = 0; n <= lines && at > 0; ++n) {
-        at = text.rfind('\n', at - 1);
-        if (at == std::string::npos) break;
-        from = at + 1;
-      }
-      if (at == std::string::npos) from = 0;
+      // The start of the last `lines` lines (a final newline ends the last one, it opens none);
+      // rfind's npos + 1 wraps to 0, the start of the text.
+      std::size_t from = text.size();
+      for (std::size_t n = 0; n < lines && from > 1; ++n) from = text.rfind('\n', from - 2) + 1;
       out += "---- " + w->log_path().string() + " (" + w->state() + ", " + std::to_string(text.size()) +
              " bytes)\n" + text.substr(from);
     }

@@ -30,6 +30,7 @@ namespace omniq::detail {
 
 template <class Model>
 struct Stored {
+  std::string key;
   Model model;
   std::uint64_t revision = 0;
 };
@@ -60,7 +61,8 @@ class ModelBucket {
   asio::awaitable<std::optional<Stored<Model>>> read(std::string key, Served served = Served::by_any_replica) {
     auto entry = co_await bucket_.get(std::move(key), served);
     if (!entry) co_return std::nullopt;
-    co_return Stored<Model>{decode(*entry), entry->revision};
+    Model model = decode(*entry);  // before the key moves out: decode checks it
+    co_return Stored<Model>{std::move(entry->key), std::move(model), entry->revision};
   }
 
   // Deletes the key; false when it held nothing.
@@ -73,10 +75,10 @@ class ModelBucket {
     co_return true;
   }
 
-  // Every stored model that can be read, in key order, with its key and revision. One that
-  // cannot is skipped, with a warning in `log` when given.
-  asio::awaitable<std::vector<std::pair<KvEntry, Model>>> list(spdlog::logger* log) {
-    std::vector<std::pair<KvEntry, Model>> out;
+  // Every stored model that can be read, in key order, with its key and revision (not its
+  // bytes). One that cannot is skipped, with a warning in `log` when given.
+  asio::awaitable<std::vector<Stored<Model>>> list(spdlog::logger* log) {
+    std::vector<Stored<Model>> out;
     for (auto& entry : co_await bucket_.list()) {
       std::optional<Model> model;
       try {
@@ -85,7 +87,7 @@ class ModelBucket {
         if (log) log->warn("omniq: skipping a stored value: {}", e.what());
         continue;
       }
-      out.emplace_back(std::move(entry), std::move(*model));
+      out.push_back(Stored<Model>{std::move(entry.key), std::move(*model), entry.revision});
     }
     co_return out;
   }
