@@ -1,4 +1,5 @@
 #include "omniq/detail/connection.hpp"
+#include "omniq/detail/fetch_table.hpp"
 #include "omniq/detail/request_table.hpp"
 #include "omniq/detail/violation.hpp"
 #include "omniq/detail/server_version.hpp"
@@ -8,7 +9,6 @@
 #include <charconv>
 #include <cstdint>
 #include <condition_variable>
-#include <deque>
 #include <iterator>
 #include <mutex>
 #include <unordered_map>
@@ -190,21 +190,15 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
 
   // Pulls: one active per consumer ("<stream>.<consumer>"), the rest wait in order.
   struct Fetch {
-    std::uint64_t id = 0;
     FetchHandler handler;
     std::vector<JsMessage> got;
     int batch = 0;
-    SteadyClock::time_point deadline;
     std::function<void(JsMessage&&)> on_message;  // streaming pulls
     int received = 0;
-    std::shared_ptr<const void> tag;  // FetchRequest::tag
+    std::shared_ptr<const void> tag;  // FetchRequest::tag, kept alive (the table compares its address)
   };
-  struct FetchSlot {
-    std::optional<Fetch> active;
-    std::deque<std::pair<FetchRequest, FetchHandler>> waiting;
-  };
-  std::unordered_map<std::string, FetchSlot> fetch_slots;  // guarded by mu
-  std::unordered_map<std::uint64_t, std::string> fetch_ids;  // guarded by mu: pull id -> slot
+  using Fetches = FetchTable<Fetch, std::pair<FetchRequest, FetchHandler>>;
+  Fetches fetches;  // guarded by mu
 
   static void complete(Pending&& p, std::exception_ptr ep, Reply reply) {
     std::move(p.handler)(std::move(ep), std::move(reply));
@@ -212,16 +206,6 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
 
   static void complete_fetch(Fetch&& f, std::exception_ptr ep) {
     std::move(f.handler)(std::move(ep), std::move(f.got));
-  }
-
-  // Removes the active pull of `key` (caller holds mu).
-  std::optional<Fetch> take_fetch_locked(const std::string& key) {
-    auto it = fetch_slots.find(key);
-    if (it == fetch_slots.end() || !it->second.active) return std::nullopt;
-    Fetch f = std::move(*it->second.active);
-    it->second.active.reset();
-    fetch_ids.erase(f.id);
-    return f;
   }
 
   // Sends a pull request, or queues it behind the consumer's active pull.
@@ -232,11 +216,9 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
     std::optional<std::pair<FetchRequest, FetchHandler>> next;
     {
       std::lock_guard lock(mu);
-      auto it = fetch_slots.find(key);
-      if (it == fetch_slots.end() || it->second.active || it->second.waiting.empty()) return;
-      next = std::move(it->second.waiting.front());
-      it->second.waiting.pop_front();
+      next = fetches.next(key);
     }
+    if (!next) return;
     start_fetch(std::move(next->first), std::move(next->second));
   }
 
@@ -314,20 +296,24 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
 
   void fail_all(errc kind, const std::string& why) {
     std::vector<Pending> failed;
-    std::unordered_map<std::string, FetchSlot> failed_fetches;
+    Fetches::Taken pulls;
     {
       std::lock_guard lock(mu);
       failed = pending.take_all();
-      failed_fetches.swap(fetch_slots);
-      fetch_ids.clear();
+      pulls = fetches.take_all();
     }
     for (auto& p : failed)
       complete(std::move(p), std::make_exception_ptr(Error(kind, "request on " + p.subject + ": " + why)), {});
-    for (auto& [key, slot] : failed_fetches) {
-      auto error = std::make_exception_ptr(Error(kind, "pull from consumer " + key + ": " + why));
-      if (slot.active) complete_fetch(std::move(*slot.active), error);
-      for (auto& [req, handler] : slot.waiting) std::move(handler)(error, std::vector<JsMessage>{});
-    }
+    fail_pulls(std::move(pulls), kind, why);
+  }
+
+  // Completes every pull of `pulls` with the error `kind` (the waiting ones are not started).
+  static void fail_pulls(Fetches::Taken pulls, errc kind, const std::string& why) {
+    auto error = [&](const std::string& key) {
+      return std::make_exception_ptr(Error(kind, "pull from consumer " + key + ": " + why));
+    };
+    for (auto& [key, f] : pulls.active) complete_fetch(std::move(f), error(key));
+    for (auto& [key, w] : pulls.waiting) std::move(w.second)(error(key), std::vector<JsMessage>{});
   }
 
   void expire(SteadyClock::time_point now) {
@@ -335,13 +321,7 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
     std::vector<std::pair<std::string, Fetch>> expired_fetches;
     {
       std::lock_guard lock(mu);
-      for (auto& [key, slot] : fetch_slots) {
-        if (slot.active && slot.active->deadline <= now) {
-          fetch_ids.erase(slot.active->id);
-          expired_fetches.emplace_back(key, std::move(*slot.active));
-          slot.active.reset();
-        }
-      }
+      expired_fetches = fetches.take_expired(now);
       expired = pending.take_expired(now);
     }
     for (auto& [key, f] : expired_fetches) {
@@ -401,15 +381,13 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
     bool orphan = false;
     {
       std::lock_guard lock(mu);
-      auto it = fetch_slots.find(key);
-      if (it == fetch_slots.end() || !it->second.active) {
+      if (Fetch* f = fetches.active(key); f == nullptr) {
         orphan = true;
       } else {
-        Fetch& f = *it->second.active;
-        ++f.received;
-        if (f.on_message) stream_to = f.on_message;
-        else f.got.push_back(std::move(m));
-        if (f.received >= f.batch) done = take_fetch_locked(key);
+        ++f->received;
+        if (f->on_message) stream_to = f->on_message;
+        else f->got.push_back(std::move(m));
+        if (f->received >= f->batch) done = fetches.take_active(key);
       }
     }
     if (orphan) {
@@ -427,27 +405,25 @@ struct ConnectionState : std::enable_shared_from_this<ConnectionState> {
   bool on_fetch_status(std::uint64_t id, natsMsg* raw) {
     {
       std::lock_guard lock(mu);
-      if (!fetch_ids.count(id)) return false;  // an ordinary reply: not copied twice
+      if (!fetches.is_pull(id)) return false;  // an ordinary reply: not copied twice
     }
-    std::optional<Fetch> done;
-    std::string key;
     const Reply status = to_reply(raw);
     if (status.status == 100) return true;  // idle heartbeat
+    std::optional<std::pair<std::string, Fetch>> taken;
     {
       std::lock_guard lock(mu);
-      auto it = fetch_ids.find(id);
-      if (it == fetch_ids.end()) return true;
-      key = it->second;
-      done = take_fetch_locked(key);
+      taken = fetches.take_by_id(id);
     }
-    if (!done) return true;
+    if (!taken) return true;
+    auto& [key, f] = *taken;
     std::exception_ptr error;
     if (status.status != 404 && status.status != 408) {
       errc kind = status.status == 503 ? errc::jetstream_unavailable : errc::nats_error;
       error = std::make_exception_ptr(Error(kind, "pull from consumer " + key + " refused: " +
                                                       std::to_string(status.status) + " " + status.description));
     }
-    finish_fetch(key, std::move(*done), done->received == 0 ? error : nullptr);
+    const bool got_some = f.received > 0;
+    finish_fetch(key, std::move(f), got_some ? nullptr : error);
     return true;
   }
 
@@ -516,7 +492,7 @@ void ConnectionState::on_permission_violation(const std::string& server_text) {
   }
   const std::string why = describe_violation(*v, who, server_text);
   std::vector<Pending> requests;
-  std::vector<std::pair<std::string, FetchHandler>> pulls;  // (consumer key, handler)
+  Fetches::Taken pulls;
   bool replies_denied = false;
   bool first = false;
   {
@@ -527,17 +503,12 @@ void ConnectionState::on_permission_violation(const std::string& server_text) {
       replies_denied = v->subject.starts_with(inbox_base);  // every request uses this reply prefix
     } else {
       requests = pending.take_if([&v](const Pending& p) { return v->matches(p.subject); });
-      if (v->subject.starts_with(kPullSubjectPrefix)) {
-        for (auto& [key, slot] : fetch_slots) {
-          if (!v->matches(std::string(kPullSubjectPrefix) + key)) continue;
-          if (auto f = take_fetch_locked(key)) pulls.emplace_back(key, std::move(f->handler));
-          for (auto& [req, handler] : slot.waiting) pulls.emplace_back(key, std::move(handler));
-          slot.waiting.clear();
-        }
-      }
+      if (v->subject.starts_with(kPullSubjectPrefix))
+        pulls = fetches.take_if(
+            [&v](const std::string& key) { return v->matches(std::string(kPullSubjectPrefix) + key); });
     }
     // Blocking calls (stream and bucket admin) are JetStream API requests of nats.c's own.
-    if (requests.empty() && pulls.empty() && !replies_denied && v->subject.starts_with("$JS.API.")) {
+    if (requests.empty() && pulls.size() == 0 && !replies_denied && v->subject.starts_with("$JS.API.")) {
       ++unmatched_violations;
       last_unmatched_violation = why;
     }
@@ -550,9 +521,7 @@ void ConnectionState::on_permission_violation(const std::string& server_text) {
   if (first) logger->error("omniq: {}{}", why, note);
   else logger->debug("omniq: {}{}", why, note);
   for (auto& p : requests) complete(std::move(p), std::make_exception_ptr(Error(errc::permission_denied, why)), {});
-  for (auto& [key, handler] : pulls)
-    std::move(handler)(std::make_exception_ptr(Error(errc::permission_denied, "pull from consumer " + key + ": " + why)),
-                       std::vector<JsMessage>{});
+  fail_pulls(std::move(pulls), errc::permission_denied, why);
   if (replies_denied)
     fail_all(errc::permission_denied,
              why + "; replies to this connection arrive on \"" + inbox_base +
@@ -568,16 +537,17 @@ void ConnectionState::start_fetch(FetchRequest request, FetchHandler handler) {
   {
     std::lock_guard lock(mu);
     if (!open) return fail(errc::closed, "pull from consumer " + key + ": the backend was closed");
-    auto& slot = fetch_slots[key];
-    if (slot.active) {
-      slot.waiting.emplace_back(std::move(request), std::move(handler));
+    if (fetches.busy(key)) {
+      const void* tag = request.tag.get();
+      fetches.wait(key, tag, {std::move(request), std::move(handler)});
       return;
     }
     id = next_id++;
     const auto wait = request.no_wait ? request_timeout : request.expires + request_timeout;
-    slot.active.emplace(Fetch{id, std::move(handler), {}, std::max(1, request.batch), SteadyClock::now() + wait,
-                              std::move(request.on_message), 0, std::move(request.tag)});
-    fetch_ids[id] = key;
+    const void* tag = request.tag.get();
+    fetches.activate(key, id, SteadyClock::now() + wait, tag,
+                     Fetch{std::move(handler), {}, std::max(1, request.batch), std::move(request.on_message), 0,
+                           std::move(request.tag)});
   }
   std::string body = "{\"batch\":" + std::to_string(std::max(1, request.batch));
   if (request.no_wait) body += ",\"no_wait\":true";
@@ -588,13 +558,13 @@ void ConnectionState::start_fetch(FetchRequest request, FetchHandler handler) {
   const natsStatus s = natsConnection_PublishRequest(conn.get(), subject.c_str(), reply.c_str(), body.data(),
                                                      static_cast<int>(body.size()));
   if (s != NATS_OK) {
-    std::optional<Fetch> f;
+    std::optional<std::pair<std::string, Fetch>> f;
     {
       std::lock_guard lock(mu);
-      f = take_fetch_locked(key);
+      f = fetches.take_by_id(id);
     }
     if (f)
-      finish_fetch(key, std::move(*f),
+      finish_fetch(key, std::move(f->second),
                           std::make_exception_ptr(Error(errc_from_status(s, nats_error_text(s)),
                                                         "pull from consumer " + key + ": " + nats_error_text(s))));
   }
@@ -876,34 +846,22 @@ void Connection::cancel_request(std::uint64_t id) {
 void Connection::cancel_fetch(const std::string& key, const void* tag) {
   auto state = state_.load();
   if (!state) return;
-  std::optional<ConnectionState::Fetch> active;
-  std::optional<FetchHandler> waiting;
+  ConnectionState::Fetches::Taken cancelled;
   {
     std::lock_guard lock(state->mu);
-    auto it = state->fetch_slots.find(key);
-    if (it == state->fetch_slots.end()) return;
-    if (it->second.active && it->second.active->tag.get() == tag) {
-      active = state->take_fetch_locked(key);
-    } else {
-      auto& queue = it->second.waiting;
-      for (auto w = queue.begin(); w != queue.end(); ++w) {
-        if (w->first.tag.get() != tag) continue;
-        waiting = std::move(w->second);
-        queue.erase(w);
-        break;
-      }
-    }
+    cancelled = state->fetches.cancel(key, tag);
   }
   auto aborted = std::make_exception_ptr(boost::system::system_error(asio::error::operation_aborted));
-  if (waiting) std::move(*waiting)(aborted, std::vector<JsMessage>{});
-  if (!active) return;
-  // What the cancelled pull received goes back at once; deliveries still on their way find no
-  // pull and are handed back the same way (see on_delivery).
-  std::vector<std::string> acks;
-  for (auto& m : active->got) acks.push_back(std::move(m.reply));
-  active->got.clear();
-  hand_back(acks, "a cancelled pull from " + key);
-  state->finish_fetch(key, std::move(*active), aborted);
+  for (auto& [k, waiting] : cancelled.waiting) std::move(waiting.second)(aborted, std::vector<JsMessage>{});
+  for (auto& [k, active] : cancelled.active) {
+    // What the cancelled pull received goes back at once; deliveries still on their way find
+    // no pull and are handed back the same way (see on_delivery).
+    std::vector<std::string> acks;
+    for (auto& m : active.got) acks.push_back(std::move(m.reply));
+    active.got.clear();
+    hand_back(acks, "a cancelled pull from " + key);
+    state->finish_fetch(key, std::move(active), aborted);
+  }
 }
 
 std::uint64_t Connection::start_request(Request request, ReplyHandler handler) {
