@@ -76,6 +76,19 @@ asio::awaitable<std::vector<DeadLetter>> TaskQueue::list_dead_letters(std::optio
   co_return out;
 }
 
+asio::awaitable<std::optional<Task>> TaskQueue::find_dead_letter(const std::string& task_id) {
+  const Config& c = backend_.config();
+  auto stored = co_await detail::direct_get_next(backend_.connection(), c.dead_letter_stream.name,
+                                                 c.dead_letter_subject + ".*." + task_id, 1);
+  if (!stored) co_return std::nullopt;
+  DeadLetter letter = decode_dead_letter(stored->data, stored->sequence);
+  if (letter.task) co_return std::move(letter.task);
+  Task t;  // a letter without a readable task still says the task is dead-lettered
+  t.id = task_id;
+  t.queue_name = letter.queue_name;
+  co_return t;
+}
+
 asio::awaitable<bool> TaskQueue::requeue_dead_letter(std::string task_id) {
   validate_token("task_id", task_id);
   co_await ensure();

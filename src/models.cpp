@@ -144,8 +144,8 @@ struct EnumNames;
 template <>
 struct EnumNames<TaskStatus> {
   static constexpr std::string_view what = "task status";
-  static constexpr std::array<std::string_view, 6> names{"pending", "running",   "completed",
-                                                         "failed",  "cancelled", "expired"};
+  static constexpr std::array<std::string_view, 8> names{"pending",   "running", "completed", "failed",
+                                                         "cancelled", "expired", "delayed",   "dead_lettered"};
 };
 template <>
 struct EnumNames<ResultStatus> {
@@ -277,8 +277,11 @@ void check_ttl(std::string_view model, const std::optional<Duration>& ttl) {
 void Task::validate() const {
   validate_token("task.id", id);
   validate_token("task.queue_name", queue_name);
-  for (std::size_t i = 0; i < dependencies.size(); ++i)
+  for (std::size_t i = 0; i < dependencies.size(); ++i) {
     validate_token("task.dependencies[" + std::to_string(i) + "]", dependencies[i]);
+    if (dependencies[i] == id)
+      invalid("task.dependencies[" + std::to_string(i) + "] is the task itself (" + id + "): it could never run");
+  }
   check_call("task", func, args, kwargs);
   if (priority < min_priority || priority > max_priority)
     invalid("task.priority " + std::to_string(priority) + " is out of range (" +
@@ -501,6 +504,7 @@ Shaped<J> object_member(J& j) {
 // Encoding: one put() per C++ type.
 void put(json& out, const std::string& v) { out = v; }
 void put(json& out, int v) { out = v; }
+void put(json& out, double v) { out = v; }
 void put(json& out, const std::vector<std::string>& v) { out = v; }
 void put(json& out, const json& v) { out = v; }
 void put(json& out, Timestamp v) { out = format_timestamp(v); }
@@ -621,6 +625,10 @@ class Reader {
       wrong(name, std::string("an ISO-8601 timestamp: ") + e.what());
     }
   }
+  void get(const json& v, double& dst, const char* name) const {
+    if (!v.is_number()) wrong(name, "a number");
+    dst = v.get<double>();
+  }
   void get(const json& v, Duration& dst, const char* name) const {
     if (!v.is_number() || std::abs(v.get<double>()) > max_duration_seconds)
       wrong(name, "a number of seconds (at most 9e12)");
@@ -689,6 +697,10 @@ struct Codec<TaskResult> {
     io.optional("expires_at", r.expires_at);
     io.optional("worker_id", r.worker_id);
     io.optional("execution_time", r.execution_time);
+    io.optional("queue_name", r.queue_name);
+    io.optional("func", r.func);
+    io.optional("progress", r.progress);
+    io.optional("progress_message", r.progress_message);
     io.optional("metadata", object_member(r.metadata));
   }
 };

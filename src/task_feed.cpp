@@ -22,7 +22,6 @@ namespace omniq {
 using asio::use_awaitable;
 using detail::JsMessage;
 using detail::decode_or_dead_letter;
-using detail::mark_on;
 using detail::nak_body;
 using detail::settle_on;
 using detail::task_publish;
@@ -35,13 +34,13 @@ constexpr int kPromoteBatch = 256;
 // A delivery from a delayed lane: due tasks move to their priority band (deduplicated, so a
 // crash in between cannot enqueue twice), the others go back with a NAK delay equal to the
 // time left, so the server returns them when they are due.
-asio::awaitable<void> promote_on(detail::Connection& connection, JsMessage m) {
+asio::awaitable<void> promote_on(detail::Connection& connection, JsMessage m, const detail::ExpireTask& expire) {
   const Config& c = connection.config();
   std::optional<Task> task = co_await decode_or_dead_letter(connection, m);
   if (!task) co_return;
   const Timestamp t = now();
   if (task->is_expired(t)) {
-    co_await mark_on(connection, *task, TaskStatus::expired);
+    co_await expire(std::move(*task));
     co_await settle_on(connection, m.reply, "+ACK");
   } else if (task->run_at && *task->run_at > t) {
     connection.publish(m.reply, nak_body(*task->run_at - t));  // not a delivery attempt
@@ -164,7 +163,7 @@ asio::awaitable<void> watch_lane(std::shared_ptr<detail::TaskFeed> feed, detail:
 }
 
 asio::awaitable<void> watch_delayed(std::shared_ptr<detail::TaskFeed> feed, detail::Connection& connection,
-                                    detail::DurableConsumer consumer) {
+                                    detail::DurableConsumer consumer, ExpireTask expire) {
   auto pause = std::chrono::milliseconds(50);
   while (!feed->stopped) {
     detail::FetchRequest pull{.stream = consumer.stream,
@@ -175,7 +174,7 @@ asio::awaitable<void> watch_delayed(std::shared_ptr<detail::TaskFeed> feed, deta
     bool failed = false;
     try {
       std::vector<JsMessage> got = co_await connection.async_fetch(std::move(pull), use_awaitable);
-      for (auto& m : got) co_await promote_on(connection, std::move(m));
+      for (auto& m : got) co_await promote_on(connection, std::move(m), expire);
       pause = std::chrono::milliseconds(50);
       feed->refused(consumer.name, nullptr);
     } catch (const Error& e) {

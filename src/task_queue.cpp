@@ -20,6 +20,7 @@
 #include "omniq/detail/settling.hpp"
 #include "omniq/detail/task_feed.hpp"
 #include "omniq/detail/task_publish.hpp"
+#include "omniq/detail/task_view.hpp"
 #include "omniq/event_log.hpp"
 #include "omniq/error.hpp"
 #include "omniq/validation.hpp"
@@ -163,6 +164,13 @@ asio::awaitable<std::vector<std::string>> TaskQueue::enqueue_batch(std::vector<T
                                 ": " + e.what() + "; nothing was enqueued");
     }
   }
+  if (const auto cycle = detail::dependency_cycle(tasks); !cycle.empty()) {
+    std::string path;
+    for (const auto& id : cycle) path += (path.empty() ? "" : " -> ") + id;
+    throw_error(errc::invalid_argument,
+                "enqueue_batch: the tasks' dependencies form a cycle (" + path + "), so none could ever run; "
+                "nothing was enqueued");
+  }
   const Config& config = backend_.config();
   // Indexes of the tasks not stored yet; a round sends them all and keeps those that failed.
   std::vector<std::size_t> left(tasks.size());
@@ -249,7 +257,11 @@ asio::awaitable<void> TaskQueue::ensure_queue(const std::string& queue) {
   for (std::size_t lane = 0; lane < consumers.size(); ++lane)
     asio::co_spawn(executor, watch_lane(feed, backend_.connection(), std::move(consumers[lane]), lane),
                    asio::detached);
-  asio::co_spawn(executor, watch_delayed(feed, backend_.connection(), std::move(delayed)), asio::detached);
+  // A task that expired in the delayed lane ends as every expired task does (expire()); the
+  // queue lives as long as the backend, whose close ends the watcher.
+  auto expire_task = [this](Task task) { return expire(std::move(task)); };
+  asio::co_spawn(executor, watch_delayed(feed, backend_.connection(), std::move(delayed), std::move(expire_task)),
+                 asio::detached);
 }
 
 asio::awaitable<std::optional<Lease>> TaskQueue::admit(JsMessage m) {
@@ -264,15 +276,7 @@ asio::awaitable<std::optional<Lease>> TaskQueue::admit(JsMessage m) {
     co_return std::nullopt;
   }
   if (task->is_expired(now())) {
-    co_await mark(*task, TaskStatus::expired);
-    // The lifecycle's end for a task that never ran: best effort, the state above is the record.
-    TaskEvent event = events::expired(task->id);
-    event.queue_name = task->queue_name;
-    try {
-      co_await backend_.event_log().log_event(std::move(event));
-    } catch (const Error& e) {
-      backend_.log().warn("omniq: logging the expiry of task {}: {}", task->id, e.what());
-    }
+    co_await expire(*task);
     co_await settle(m.reply, "+ACK");
     co_return std::nullopt;
   }

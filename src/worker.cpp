@@ -72,6 +72,8 @@ void WorkerOptions::validate() const {
   if (cancel_grace < Duration::zero()) throw_error(errc::invalid_argument, "worker.cancel_grace must be >= 0");
   if (blocking_threads > 10'000) throw_error(errc::invalid_argument, "worker.blocking_threads must be at most 10000");
   if (dependency_poll <= Duration::zero()) throw_error(errc::invalid_argument, "worker.dependency_poll must be positive");
+  if (dependency_timeout && *dependency_timeout <= Duration::zero())
+    throw_error(errc::invalid_argument, "worker.dependency_timeout must be positive");
   if (heartbeat < Duration::zero()) throw_error(errc::invalid_argument, "worker.heartbeat must be >= 0");
 }
 
@@ -331,6 +333,8 @@ StopReason TaskContext::stop_reason() const noexcept { return run_->reason.load(
 std::stop_token TaskContext::stop_token() const noexcept { return run_->stop.get_token(); }
 
 asio::awaitable<void> TaskContext::progress(double fraction, std::string message) {
+  if (!(fraction >= 0.0 && fraction <= 1.0))  // NaN too
+    throw_error(errc::invalid_argument, "progress: the fraction must be from 0 to 1, got " + std::to_string(fraction));
   auto run = run_->shared_from_this();
   auto& worker = *run->worker;
   co_await run->lease.in_progress();
@@ -339,6 +343,16 @@ asio::awaitable<void> TaskContext::progress(double fraction, std::string message
   event.details = progress_details(fraction, message);
   event.message = message.empty() ? std::optional<std::string>{} : std::optional<std::string>{message};
   co_await worker.backend.event_log().log_event(std::move(event));
+  // Readable on the task too (get_task): stored with this run's claim, unless the run has
+  // settled meanwhile (a progress report not awaited by its handler).
+  run->progress = fraction;
+  run->progress_message = message.empty() ? std::optional<std::string>{} : std::optional<std::string>{message};
+  if (run->claim_revision == 0 || run->finished || run->abandoned) co_return;
+  const TaskResult claim =
+      worker.stamped(TaskResult{.task_id = run->lease.task().id, .status = ResultStatus::pending}, *run);
+  if (!co_await worker.store_result(*run, claim))
+    worker.log().debug("omniq: worker {}: progress of task {} not stored: another run holds its claim",
+                       worker.options.worker_id, run->lease.task().id);
 }
 
 asio::any_io_executor TaskContext::executor() const { return run_->worker->strand; }

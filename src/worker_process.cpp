@@ -218,7 +218,7 @@ asio::awaitable<void> Worker::Impl::process(std::shared_ptr<detail::WorkerRun> r
     bool kept = false;
     std::optional<Error> too_large;
     try {
-      kept = co_await store_outcome(run, std::move(result), event, std::nullopt);
+      kept = co_await store_outcome(run, std::move(result), event);
     } catch (const Error& e) {
       // A value the bucket cannot hold would fail every redelivery the same way: the task
       // fails for good instead (not retried, dead-lettered, with the reason).

@@ -4,18 +4,17 @@
 #include "omniq/detail/worker_impl.hpp"
 
 #include <algorithm>
+#include <sstream>
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/deferred.hpp>
-#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "omniq/detail/claim.hpp"
 #include "omniq/detail/connection.hpp"
-#include "omniq/detail/kv.hpp"
+#include "omniq/detail/task_view.hpp"
 #include "omniq/error.hpp"
 #include "omniq/event_log.hpp"
 #include "omniq/result_store.hpp"
+#include "omniq/task_queue.hpp"
 
 namespace omniq {
 
@@ -25,21 +24,10 @@ using detail::Failure;
 namespace {
 
 // Result metadata the worker records: the deduplication id of the outcome's event, and the
-// reason a failed task was dead-lettered with (both used again by settle_stored).
+// reason a failed task was dead-lettered with (detail::kDeadLetterKey; both used again by
+// settle_stored, the reason also by task_view).
 constexpr const char* kOutcomeEventKey = "outcome_event";
-constexpr const char* kDeadLetterKey = "dead_letter_reason";
-
-// Of several failures of operations run together, the one to report: a failure no retry can
-// fix before a passing one.
-void rethrow_worst(std::initializer_list<std::exception_ptr> failures) {
-  std::exception_ptr first;
-  for (const auto& f : failures) {
-    if (!f) continue;
-    if (!detail::is_transient(f)) std::rethrow_exception(f);
-    if (!first) first = f;
-  }
-  if (first) std::rethrow_exception(first);
-}
+using detail::kDeadLetterKey;
 
 }  // namespace
 
@@ -68,6 +56,10 @@ TaskResult Worker::Impl::stamped(TaskResult result, const detail::WorkerRun& run
     result.execution_time = std::chrono::duration_cast<Duration>(*result.completed_at - run.started_at);
   result.metadata[detail::kClaimMessageKey] = run.lease.stream_sequence();
   result.metadata[detail::kClaimAttemptsKey] = run.lease.task().retry_count + 1;
+  result.queue_name = run.lease.task().queue_name;
+  result.func = run.lease.task().func;
+  result.progress = run.progress;
+  result.progress_message = run.progress_message;
   if (!run.claim_id.empty()) result.metadata[detail::kClaimIdKey] = run.claim_id;
   return result;
 }
@@ -197,18 +189,43 @@ asio::awaitable<bool> Worker::Impl::store_result(detail::WorkerRun& run, const T
 
 asio::awaitable<std::string> Worker::Impl::dependencies_state(const Task& task) {
   auto& results = backend.result_store();
+  bool wait = false;
   for (const auto& dep : task.dependencies) {
     std::optional<TaskResult> r = co_await results.get(dep);
-    if (!r || r->status == ResultStatus::pending) co_return "wait";
-    if (r->status != ResultStatus::success)
+    if (r && r->status == ResultStatus::success) continue;
+    if (r && r->status != ResultStatus::pending)  // failed, cancelled (or deleted), expired
       co_return "dependency " + dep + " ended " + std::string(to_string(r->status)) +
           (r->error ? ": " + *r->error : std::string());
+    if (r) {  // claimed: it runs, or waits for a retry
+      wait = true;
+      continue;
+    }
+    // No result: waiting to run, or unknown. A recorded end without a result (written by an
+    // older omniq or another client) counts as the end it records.
+    std::optional<TaskRecord> record = co_await backend.task_queue().get_task(dep);
+    if (record) {
+      const TaskStatus s = record->task.status;
+      if (s == TaskStatus::cancelled || s == TaskStatus::expired || s == TaskStatus::failed ||
+          s == TaskStatus::dead_lettered)
+        co_return "dependency " + dep + " ended " + std::string(to_string(s));
+      wait = true;
+      continue;
+    }
+    const Duration limit = options.dependency_timeout.value_or(
+        task.expiry() ? Duration::max() : std::chrono::duration_cast<Duration>(std::chrono::hours(24)));
+    if (limit != Duration::max() && now() - task.created_at > limit) {
+      std::ostringstream text;
+      text << "dependency " << dep << " is unknown (never enqueued, or deleted) after "
+           << std::chrono::duration<double>(limit).count() << " s (worker.dependency_timeout)";
+      co_return text.str();
+    }
+    wait = true;
   }
-  co_return "met";
+  co_return wait ? "wait" : "met";
 }
 
 asio::awaitable<bool> Worker::Impl::store_outcome(std::shared_ptr<detail::WorkerRun> run, TaskResult result,
-                                                  const TaskEvent& event, std::optional<TaskStatus> state) {
+                                                  const TaskEvent& event) {
   // The event's deduplication id, recorded in the result so that settle_stored can write the
   // event again without storing it twice. Per claim: two workers that ran the same message
   // (one whose lease had expired) log their events under different ids.
@@ -217,36 +234,14 @@ asio::awaitable<bool> Worker::Impl::store_outcome(std::shared_ptr<detail::Worker
   result.metadata[kOutcomeEventKey] = dedup_id;
   // The result first: the event says what the result holds, so it is written only once the
   // result is stored (a crash in between is mended by settle_stored, under the recorded id;
-  // a run whose claim was taken over logs nothing). Then the event and the task state in
-  // parallel; what succeeded is not repeated when a retry follows a partial failure.
+  // a run whose claim was taken over logs nothing). Then the event.
+  // The task's state is not written: get_task reads it from this result (task_view.hpp).
   bool kept = true;
   auto put_result = [&]() -> asio::awaitable<void> { kept = co_await store_result(*run, result); };
   co_await persist("storing the result", result.task_id, std::move(put_result));
   if (!kept) co_return false;
-  bool event_done = false, state_done = !state;
-  auto put_event = [&]() -> asio::awaitable<void> {
-    if (event_done) co_return;
-    co_await backend.event_log().log_event(event, dedup_id);
-    event_done = true;
-  };
-  auto put_state = [&]() -> asio::awaitable<void> {
-    if (state_done) co_return;
-    Task task = run->lease.task();
-    task.status = *state;
-    detail::KvBucket bucket(backend.connection(), backend.config().task_state_bucket.name);
-    co_await bucket.put(task.id, encode(task));
-    state_done = true;
-  };
-  // Each write runs to its end (none is cancelled when the other fails), then the worse
-  // failure is reported to the retry loop.
-  auto store = [&]() -> asio::awaitable<void> {
-    auto [order, event_error, state_error] =
-        co_await asio::experimental::make_parallel_group(asio::co_spawn(strand, put_event(), asio::deferred),
-                                                         asio::co_spawn(strand, put_state(), asio::deferred))
-            .async_wait(asio::experimental::wait_for_all(), use_awaitable);
-    rethrow_worst({event_error, state_error});
-  };
-  co_await persist("storing the outcome's event", result.task_id, std::move(store));
+  auto put_event = [&]() -> asio::awaitable<void> { co_await backend.event_log().log_event(event, dedup_id); };
+  co_await persist("storing the outcome's event", result.task_id, std::move(put_event));
   co_return true;
 }
 
@@ -256,7 +251,7 @@ asio::awaitable<void> Worker::Impl::settle_cancelled(std::shared_ptr<detail::Wor
   if (ran) cancelled.error = "cancelled while running";
   TaskResult result = stamped(std::move(cancelled), *run);
   const TaskEvent event = tagged(events::cancelled(t.id), t);
-  if (!co_await store_outcome(run, std::move(result), event, std::nullopt)) co_return;
+  if (!co_await store_outcome(run, std::move(result), event)) co_return;
   co_await acknowledge(run);
   ++counters.cancelled;
 }
@@ -308,7 +303,7 @@ asio::awaitable<void> Worker::Impl::settle_failure(std::shared_ptr<detail::Worke
   TaskResult result = stamped(TaskResult::failure(t.id, failure.type, failure.message), *run);
   result.metadata[kDeadLetterKey] = dead_letter_reason;
   const TaskEvent event = tagged(events::failed(t.id, failure.type, failure.message), t);
-  if (!co_await store_outcome(run, std::move(result), event, TaskStatus::failed)) co_return;
+  if (!co_await store_outcome(run, std::move(result), event)) co_return;
   auto letter = [&]() -> asio::awaitable<void> { co_await run->lease.dead_letter(dead_letter_reason); };
   co_await persist("dead-lettering", t.id, std::move(letter));
   ++counters.failed;

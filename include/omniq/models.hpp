@@ -11,4 +11,5 @@
 #include "omniq/models/result.hpp"
 #include "omniq/models/schedule.hpp"
 #include "omniq/models/task.hpp"
+#include "omniq/models/task_record.hpp"
 #include "omniq/validation.hpp"

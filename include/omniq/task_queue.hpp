@@ -23,7 +23,10 @@
 #include "omniq/backend.hpp"
 #include "omniq/detail/provisioned.hpp"
 #include "omniq/detail/sync.hpp"
+#include "omniq/models/event.hpp"
+#include "omniq/models/result.hpp"
 #include "omniq/models/task.hpp"
+#include "omniq/models/task_record.hpp"
 #include "omniq/reports.hpp"
 
 namespace omniq {
@@ -124,14 +127,6 @@ class Lease {
   std::uint64_t sequence_ = 0;
 };
 
-/// A task as stored, with the revision that update_task compares against.
-struct TaskRecord {
-  Task task{};
-  /// 0 while the task has only been enqueued (it lives in the tasks stream); the task-state
-  /// bucket's revision once it was updated, cancelled or finished.
-  std::uint64_t revision = 0;
-};
-
 /// A task that could not be run, kept with the reason.
 struct DeadLetter {
   std::uint64_t sequence = 0;  // in the dead-letter stream
@@ -230,8 +225,11 @@ class TaskQueue {
         token, executor(),
         [this, task = std::move(task), expected_revision]() mutable { return update_task(std::move(task), expected_revision); });
   }
-  /// Cancels a task that has not run: it will never be delivered. False when the task is
-  /// unknown or already running or finished: void(error_code, bool).
+  /// Cancels a task. A pending or delayed one is never delivered: its message is removed, a
+  /// `cancelled` result stored (wait_for_result answers) and a `cancelled` event logged. A
+  /// running one is recorded `cancelled`; the worker running it asks its handler to stop
+  /// (TaskContext::cancelled()) and stores the `cancelled` result and event itself. False when
+  /// the task is unknown or finished, or its state changed meanwhile: void(error_code, bool).
   template <class CompletionToken = default_token>
   auto async_cancel_task(std::string task_id, CompletionToken&& token = {}) {
     return detail::initiate<bool>(token, executor(),
@@ -342,6 +340,15 @@ class TaskQueue {
   /// message id `msg_id`; a duplicate counts as done.
   asio::awaitable<void> republish(const Task& task, std::string msg_id);
   asio::awaitable<void> mark(Task task, TaskStatus status);
+  // The end of a task that never ran (expired, cancelled): its final result, unless it has
+  // one (written over a claim an earlier attempt left), so wait_for_result answers.
+  asio::awaitable<void> store_end(const Task& task, ResultStatus status, std::string error_type, std::string error);
+  // Logs an event that ends a task, deduplicated per task and kind; a failure is logged.
+  asio::awaitable<void> log_end(TaskEvent event);
+  // A task found expired: state, result and event (every expiry path).
+  asio::awaitable<void> expire(Task task);
+  // The task of its dead letter, nullopt when it has none.
+  asio::awaitable<std::optional<Task>> find_dead_letter(const std::string& task_id);
   asio::awaitable<std::optional<std::pair<Task, std::uint64_t>>> find_pending(const std::string& task_id);
   std::string encode_checked(const Task& task) const;
 

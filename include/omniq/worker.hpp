@@ -64,8 +64,10 @@ class TaskContext {
   StopReason stop_reason() const noexcept;
   std::stop_token stop_token() const noexcept;
 
-  /// Reports progress (fraction 0..1 and a message): restarts the task's ack_wait timer and
-  /// logs an `executing` event whose details hold {"progress", "message"}: void(error_code).
+  /// Reports progress (fraction 0..1 and a message): restarts the task's ack_wait timer,
+  /// logs an `executing` event whose details hold {"progress", "message"}, and stores both with
+  /// the run's claim, where get_task reads them (TaskRecord::progress): void(error_code).
+  /// A fraction outside 0..1 fails with errc::invalid_argument.
   /// From a coroutine handler: co_await ctx.async_progress(0.5, "half").
   template <class CompletionToken = default_token>
   auto async_progress(double fraction, std::string message = {}, CompletionToken&& token = {}) {
@@ -104,6 +106,11 @@ struct WorkerOptions {
   std::size_t blocking_threads = 0;
   /// A task whose dependencies have not completed is checked again after this long.
   Duration dependency_poll = std::chrono::seconds(1);
+  /// How long a dependency may stay unknown (never enqueued, or deleted before it ran and
+  /// before omniq recorded that) before the task waiting for it fails, counted from the
+  /// task's created_at. nullopt: until the task's own expiry when it has one (it then ends
+  /// as expired), else 24 hours.
+  std::optional<Duration> dependency_timeout{};
   /// In-progress signals to the server while a handler runs; 0: a third of ack_wait.
   Duration heartbeat = Duration::zero();
 

@@ -101,7 +101,9 @@ TEST_CASE("enum values are the lower-case names and parse back", "[models]") {
                                   {omniq::TaskStatus::completed, "completed"},
                                   {omniq::TaskStatus::failed, "failed"},
                                   {omniq::TaskStatus::cancelled, "cancelled"},
-                                  {omniq::TaskStatus::expired, "expired"}},
+                                  {omniq::TaskStatus::expired, "expired"},
+                                  {omniq::TaskStatus::delayed, "delayed"},
+                                  {omniq::TaskStatus::dead_lettered, "dead_lettered"}},
                                  omniq::parse_task_status);
   check_names<omniq::ResultStatus>({{omniq::ResultStatus::pending, "pending"},
                                     {omniq::ResultStatus::success, "success"},
@@ -124,7 +126,7 @@ TEST_CASE("an unknown enum name is a decode error listing the valid values", "[m
   const auto e = error_of([] { (void)omniq::parse_task_status("Running"); });
   CHECK(e.kind == errc::decode_error);
   CHECK(e.message == std::string("unknown task status \"Running\" "
-                                 "(valid: pending, running, completed, failed, cancelled, expired)"));
+                                 "(valid: pending, running, completed, failed, cancelled, expired, delayed, dead_lettered)"));
   CHECK_THAT(error_of([] { (void)omniq::parse_event_type("EventType.ENQUEUED"); }).message,
              Catch::Contains("schedule_paused, schedule_resumed"));
 }
@@ -286,7 +288,7 @@ TEST_CASE("task decode errors name the model and the field at fault", "[models]"
              Catch::StartsWith("task: field \"created_at\" must be an ISO-8601 timestamp"));
   CHECK(decode_error_of(task_json_with("status", "done")) ==
         "task: field \"status\": unknown task status \"done\" "
-        "(valid: pending, running, completed, failed, cancelled, expired)");
+        "(valid: pending, running, completed, failed, cancelled, expired, delayed, dead_lettered)");
 }
 
 TEST_CASE("a task written by a newer schema version is rejected, not misread", "[models]") {
@@ -400,9 +402,17 @@ TEST_CASE("a result with every field set survives encode and decode", "[models]"
       .expires_at = at("2026-03-08T12:00:00Z"),
       .worker_id = "worker-3",
       .execution_time = 1499999us,
+      .queue_name = "images",
+      .func = "resize",
+      .progress = 0.375,
+      .progress_message = "3 of 8",
       .metadata = {{"attempt", 2}},
   };
   const auto d = omniq::decode_result(omniq::encode(r));
+  CHECK(d.queue_name == r.queue_name);
+  CHECK(d.func == r.func);
+  CHECK(d.progress == r.progress);  // a fraction, not truncated to an integer
+  CHECK(d.progress_message == r.progress_message);
   CHECK(d.task_id == r.task_id);
   CHECK(d.status == r.status);
   CHECK(d.result == r.result);
@@ -433,6 +443,8 @@ TEST_CASE("a minimal result round-trips with optionals absent", "[models]") {
   CHECK_FALSE(d.ttl);
   CHECK_FALSE(d.worker_id);
   CHECK_FALSE(d.execution_time);
+  CHECK_FALSE(d.progress);
+  CHECK_FALSE(d.queue_name);
 }
 
 TEST_CASE("result decode errors name the model and field", "[models]") {

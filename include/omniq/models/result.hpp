@@ -30,6 +30,13 @@ struct TaskResult {
   std::optional<Timestamp> expires_at{};
   std::optional<std::string> worker_id{};
   std::optional<Duration> execution_time{};
+  /// Written by the worker with every claim and outcome: the task's queue and function (a
+  /// finished task's message is gone from the stream; these let it be listed by queue).
+  std::optional<std::string> queue_name{};
+  std::optional<std::string> func{};
+  /// The last progress(fraction, message) of the run that holds or held the claim.
+  std::optional<double> progress{};
+  std::optional<std::string> progress_message{};
   nlohmann::json metadata = nlohmann::json::object();
 
   /// status success, result = value, completed_at = now().

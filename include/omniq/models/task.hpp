@@ -13,7 +13,13 @@
 
 namespace omniq {
 
-enum class TaskStatus { pending, running, completed, failed, cancelled, expired };
+/// A task's place in its life. The task as enqueued says `pending`; what get_task and
+/// list_tasks report is read from where each fact is stored (docs/task-queue.md, "Task
+/// state"): `delayed` (pending with a run_at still ahead: a delay or a retry's backoff),
+/// `running` (a worker claimed it), `completed`, `failed` (failed for good, its dead letter
+/// since removed), `dead_lettered` (failed for good and kept in the dead-letter stream),
+/// `cancelled`, `expired`.
+enum class TaskStatus { pending, running, completed, failed, cancelled, expired, delayed, dead_lettered };
 
 std::string_view to_string(TaskStatus status) noexcept;
 /// Throws omniq::Error(errc::decode_error) listing the valid values.

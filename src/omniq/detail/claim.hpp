@@ -46,6 +46,14 @@ inline std::string_view claim_id_of(const TaskResult& stored) {
   return it != meta.end() && it->is_string() ? std::string_view(it->get_ref<const std::string&>()) : std::string_view();
 }
 
+// The attempt a stored claim or outcome was written by (0 when it does not say).
+inline int attempts_of(const TaskResult& stored) {
+  const auto& meta = stored.metadata;
+  if (meta.is_object() && meta.contains(kClaimAttemptsKey) && meta[kClaimAttemptsKey].is_number_integer())
+    return meta[kClaimAttemptsKey].get<int>();
+  return 0;
+}
+
 // `holder_alive` is nullopt until the caller asked (ask_holder).
 inline ClaimVerdict judge_claim(const std::optional<TaskResult>& stored, const ClaimAsker& asker,
                                 std::optional<bool> holder_alive = std::nullopt) {
@@ -53,10 +61,7 @@ inline ClaimVerdict judge_claim(const std::optional<TaskResult>& stored, const C
   if (stored->status != ResultStatus::pending) return ClaimVerdict::done;
   const std::string_view claim_id = claim_id_of(*stored);
   if (!claim_id.empty() && claim_id == asker.claim_id) return ClaimVerdict::ours;
-  const auto& meta = stored->metadata;
-  int attempts = 0;
-  if (meta.is_object() && meta.contains(kClaimAttemptsKey) && meta[kClaimAttemptsKey].is_number_integer())
-    attempts = meta[kClaimAttemptsKey].get<int>();
+  const int attempts = attempts_of(*stored);
   // A retry is enqueued before the attempt before it is acked: a later attempt's claim means
   // the task lives on in that attempt's message (or its outcome).
   if (attempts > asker.attempt) return ClaimVerdict::superseded;

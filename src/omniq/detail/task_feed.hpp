@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include "omniq/detail/jetstream.hpp"
 #include "omniq/detail/layout.hpp"
 #include "omniq/error.hpp"
+#include "omniq/models/task.hpp"
 
 namespace omniq::detail {
 
@@ -65,9 +67,12 @@ struct TaskFeed {
 // feed stops or the backend closes.
 asio::awaitable<void> watch_lane(std::shared_ptr<detail::TaskFeed> feed, detail::Connection& connection,
                                  detail::DurableConsumer consumer, std::size_t lane);
+// How the delayed lane's watcher ends a task that expired while it waited (TaskQueue::expire:
+// state, result, event).
+using ExpireTask = std::function<asio::awaitable<void>(Task)>;
 // The watcher of the delayed lane: moves due tasks to their band, gives the others back
-// until they are due.
+// until they are due, ends the expired ones with `expire`.
 asio::awaitable<void> watch_delayed(std::shared_ptr<detail::TaskFeed> feed, detail::Connection& connection,
-                                    detail::DurableConsumer consumer);
+                                    detail::DurableConsumer consumer, ExpireTask expire);
 
 }  // namespace omniq::detail

@@ -85,6 +85,9 @@ struct WorkerRun : std::enable_shared_from_this<WorkerRun> {
   std::optional<asio::steady_timer> start_logged;  // cancelled once they are
   Timestamp started_at = now();
   Steady::time_point last_signal = Steady::now();
+  // The handler's last progress(fraction, message), stored with the claim; on the strand.
+  std::optional<double> progress;
+  std::optional<std::string> progress_message;
 
   // Stopping the handler.
   asio::cancellation_signal signal;  // emitted on the strand
@@ -251,10 +254,10 @@ struct Worker::Impl : std::enable_shared_from_this<Worker::Impl> {
   asio::awaitable<void> retrying(const char* what, std::string_view task_id, GiveUp give_up, Op op);
   asio::awaitable<void> settle_failure(std::shared_ptr<detail::WorkerRun> run, detail::Failure failure,
                                        std::string dead_letter_reason);
-  // Stores the outcome (result, its event, and the task state when given), retrying through
-  // outages. False when another worker took the task over (nothing must be acked then).
+  // Stores the outcome (result, then its event), retrying through outages. False when
+  // another worker took the task over (nothing must be acked then).
   asio::awaitable<bool> store_outcome(std::shared_ptr<detail::WorkerRun> run, TaskResult result,
-                                      const TaskEvent& event, std::optional<TaskStatus> state);
+                                      const TaskEvent& event);
   enum class Claim { run, done, superseded, held };
   // A redelivery of the message whose outcome is stored: the worker that stored it may have
   // died before its event or dead letter were stored too (they follow the result), so both
