@@ -99,7 +99,8 @@ struct Schedule {
 /// seconds>" when the schedule id is not a subject token): the same for every scheduler, so
 /// the tasks stream's deduplication keeps one task per occurrence. Whole seconds: a cron
 /// occurrence is a whole second and an interval is at least Schedule::min_interval, so a
-/// schedule's occurrences never share one.
+/// schedule's occurrences never share one (from 1970 on: before it, the seconds are cut
+/// toward zero, and -0.5 s and 0.5 s share "0").
 std::string occurrence_task_id(const std::string& schedule_id, Timestamp occurrence);
 
 void to_json(nlohmann::json& j, ScheduleType type);
