@@ -33,7 +33,7 @@ options:
                        the other NATS_* variables still apply on top
   --cron <expr>        5-field cron expression of the cron schedule (default: */5 * * * *)
   --time-zone <zone>   IANA time zone the cron expression is read in (default: UTC)
-  --interval <s>       period of the interval schedule in seconds (default: 10)
+  --interval <s>       period of the interval schedule in seconds, at least 1 (default: 10)
   --func <name>        function the scheduled tasks call (default: add)
   --args <json>        their arguments (default: [1, 2])
   --queue <name>       queue they are enqueued on (default: default)

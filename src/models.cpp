@@ -10,6 +10,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <random>
 
 #include "omniq/cron.hpp"
@@ -380,7 +381,7 @@ Schedule Schedule::from_interval(Duration every, std::string func, json args, js
              .args = or_empty_array(std::move(args)),
              .kwargs = or_empty_object(std::move(kwargs)),
              .queue_name = std::move(queue_name)};
-  s.validate();  // rejects every <= 0
+  s.validate();  // rejects every < min_interval
   s.next_run = add_saturated(s.created_at, every);
   return s;
 }
@@ -463,8 +464,11 @@ void Schedule::validate() const {
       break;
     case ScheduleType::interval:
       if (!interval) invalid("schedule.interval is missing for an interval schedule");
-      if (*interval <= Duration::zero())
-        invalid("schedule.interval must be positive, got " + std::to_string(interval->count()) + " us");
+      if (*interval < min_interval)
+        invalid("schedule.interval must be at least 1 s, got " + std::to_string(interval->count()) +
+                " us: occurrence task ids have one-second resolution (<schedule id>-<unix seconds>), so "
+                "two occurrences within one second would share an id and the second would be dropped as "
+                "a duplicate");
       break;
     case ScheduleType::timestamp:
       if (!timestamp) invalid("schedule.timestamp is missing for a timestamp schedule");
@@ -473,6 +477,17 @@ void Schedule::validate() const {
   if (max_runs && *max_runs < 1) invalid("schedule.max_runs must be >= 1, got " + std::to_string(*max_runs));
   if (run_count < 0) invalid("schedule.run_count must be >= 0, got " + std::to_string(run_count));
   check_ttl("schedule", ttl);
+}
+
+std::string occurrence_task_id(const std::string& schedule_id, Timestamp occurrence) {
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(occurrence.time_since_epoch()).count();
+  if (is_valid_token(schedule_id) && schedule_id.size() <= 100) return schedule_id + "-" + std::to_string(seconds);
+  // Schedule ids may hold '.', '/', '=' (KV keys); a task id must be a subject token.
+  std::uint64_t h = 14695981039346656037ull;  // FNV-1a
+  for (unsigned char c : schedule_id) h = (h ^ c) * 1099511628211ull;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return std::string("s") + hex + "-" + std::to_string(seconds);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -7,29 +7,15 @@
 
 #include "launch.hpp"
 
-#include <cstdio>
-
 #include <boost/asio/use_awaitable.hpp>
 
 #include "omniq/event_log.hpp"
 #include "omniq/schedule_store.hpp"
 #include "omniq/task_queue.hpp"
-#include "omniq/validation.hpp"
 
 namespace omniq {
 
 using asio::use_awaitable;
-
-std::string occurrence_task_id(const std::string& schedule_id, Timestamp occurrence) {
-  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(occurrence.time_since_epoch()).count();
-  if (is_valid_token(schedule_id) && schedule_id.size() <= 100) return schedule_id + "-" + std::to_string(seconds);
-  // Schedule ids may hold '.', '/', '=' (KV keys); a task id must be a subject token.
-  std::uint64_t h = 14695981039346656037ull;  // FNV-1a
-  for (unsigned char c : schedule_id) h = (h ^ c) * 1099511628211ull;
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-  return std::string("s") + hex + "-" + std::to_string(seconds);
-}
 
 Scheduler::Scheduler(NatsBackend& backend, SchedulerOptions options)
     : backend_(backend), options_(options), wake_(std::make_shared<detail::Doorbell>(backend.get_executor())) {}

@@ -34,9 +34,7 @@ struct SchedulerOptions {
   Duration late_after = std::chrono::seconds(30);    // older occurrences count as missed
 };
 
-/// The task id of a schedule's occurrence: the same for every scheduler, so the tasks
-/// stream's deduplication keeps one task per occurrence.
-std::string occurrence_task_id(const std::string& schedule_id, Timestamp occurrence);
+// occurrence_task_id, the task id of a schedule's occurrence, is in models/schedule.hpp.
 
 class Scheduler {
  public:

@@ -161,3 +161,51 @@ TEST_CASE("a cron schedule in an IANA zone fires at its local time", "[scheduler
   CHECK(*next - due >= 23h);  // tomorrow at 09:30 New York time (23 to 25 h around DST)
   CHECK(*next - due <= 25h);
 }
+
+TEST_CASE("a stored schedule with an interval under 1 s is skipped with a warning naming it, the others fire",
+          "[scheduler]") {
+  test::CapturedLog log("scheduler");
+  test::ServerFixture f({}, log.logger);
+  auto& store = f.backend->sync_schedule_store();
+  Schedule good = Schedule::from_interval(1h, "good", {}, {}, "subsecond");
+  good.next_run = now() - 1s;  // due once, then in an hour
+  store.create_schedule(good);
+  // As an older version or another language may have stored it: every 0.5 s, due now. Fired,
+  // two of its occurrences a second would share a task id and one would be dropped.
+  Schedule fast = Schedule::from_interval(1s, "fast", {}, {}, "subsecond");
+  fast.interval = 500ms;
+  fast.next_run = now() - 1s;
+  try {
+    store.create_schedule(fast);
+    FAIL("stored a 500 ms interval");
+  } catch (const Error& e) {
+    CHECK(e.kind() == errc::invalid_argument);
+  }
+  test::publish_raw(f.server.url(), "$KV.omniq_schedules." + fast.id, encode(fast));
+
+  const std::string named = "schedule " + fast.id + " in bucket omniq_schedules cannot be read: " +
+                            "schedule.interval must be at least 1 s, got 500000 us";
+  const auto listed = store.list_schedules();
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0].schedule.id == good.id);
+  try {
+    store.get_schedule(fast.id);
+    FAIL("read a 500 ms interval");
+  } catch (const Error& e) {
+    CHECK(e.kind() == errc::decode_error);
+    CHECK_THAT(e.what(), Catch::StartsWith(named));
+  }
+  Scheduler scheduler(*f.backend);
+  CHECK(test::run_sync(*f.backend, scheduler.async_tick(now())) == 1);
+  CHECK(test::run_sync(*f.backend, scheduler.async_tick(now())) == 0);
+  const auto tasks = drain(*f.backend, "subsecond");
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0].func == "good");
+  CHECK(log.count("skipping a stored value: " + named) >= 3);  // the listing and both ticks
+
+  // Stored again with a valid interval, it is read and fired.
+  fast.interval = 1s;
+  store.save_schedule(fast);
+  CHECK(test::run_sync(*f.backend, scheduler.async_tick(now())) == 1);
+  CHECK(drain(*f.backend, "subsecond").at(0).func == "fast");
+}

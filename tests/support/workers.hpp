@@ -1,6 +1,7 @@
-// Worker processes for the multi-process tests (e2e, reliability) and the checker that counts
-// what happened to every task id (issue 7's counters). Needs OMNIQ_TEST_WORKER, the path of
-// omniq_test_worker (tests/CMakeLists.txt defines it for suites marked WORKER).
+// Worker and scheduler processes for the multi-process tests (e2e, reliability) and the
+// checker that counts what happened to every task id (issue 7's counters). Needs
+// OMNIQ_TEST_WORKER and OMNIQ_TEST_SCHEDULER, the paths of omniq_test_worker and
+// omniq_test_scheduler (tests/CMakeLists.txt defines them for suites marked WORKER).
 #pragma once
 
 #include <algorithm>
@@ -26,7 +27,8 @@
 
 namespace omniq::test {
 
-// Worker processes (omniq_test_worker) sharing one config file.
+// Worker processes (omniq_test_worker) and scheduler processes (omniq_test_scheduler) sharing
+// one config file.
 class Fleet {
  public:
   Fleet(const Config& config, const std::filesystem::path& dir) : dir_(dir), config_file_(dir / "worker.json") {
@@ -34,17 +36,20 @@ class Fleet {
   }
   Process& start(const std::string& queue, int concurrency, const std::string& id) {
     std::vector<std::string> argv{OMNIQ_TEST_WORKER, config_file_.string(), queue, std::to_string(concurrency), id};
-    workers_.push_back(std::make_unique<Process>(std::move(argv), dir_ / (id + ".log")));
-    return *workers_.back();
+    return add(std::move(argv), id);
+  }
+  // A scheduler process looking for due schedules every `poll`; its log is <id>.log.
+  Process& start_scheduler(const std::string& id, std::chrono::milliseconds poll) {
+    return add({OMNIQ_TEST_SCHEDULER, config_file_.string(), std::to_string(poll.count())}, id);
   }
   // `count` workers "w1".."w<count>" on `queue`, each running `concurrency` tasks at once.
   void start_many(const std::string& queue, int count, int concurrency) {
     for (int i = 1; i <= count; ++i) start(queue, concurrency, "w" + std::to_string(i));
   }
-  // The last `lines` lines of each worker's log, for a failure message.
+  // The last `lines` lines of each process's log, for a failure message.
   std::string log_tails(std::size_t lines = 15) {
     std::string out;
-    for (const auto& w : workers_) {
+    for (const auto& w : processes_) {
       const std::string text = w->output();
       // The start of the last `lines` lines (a final newline ends the last one, it opens none);
       // rfind's npos + 1 wraps to 0, the start of the text.
@@ -55,18 +60,23 @@ class Fleet {
     }
     return out;
   }
-  // SIGTERM to every worker not already stopped (a killed one is); true when all exited 0.
+  // SIGTERM to every process not already stopped (a killed one is); true when all exited 0.
   bool stop_all() {
     bool ok = true;
-    for (auto& w : workers_)
+    for (auto& w : processes_)
       if (!w->reaped()) ok = w->terminate() == 0 && ok;
     return ok;
   }
 
  private:
+  Process& add(std::vector<std::string> argv, const std::string& id) {
+    processes_.push_back(std::make_unique<Process>(std::move(argv), dir_ / (id + ".log")));
+    return *processes_.back();
+  }
+
   std::filesystem::path dir_;
   std::filesystem::path config_file_;
-  std::vector<std::unique_ptr<Process>> workers_;
+  std::vector<std::unique_ptr<Process>> processes_;
 };
 
 // What happened to a set of task ids (issue 7's counters).

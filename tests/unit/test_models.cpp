@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <optional>
 #include <regex>
 #include <set>
 #include <string>
@@ -710,7 +711,69 @@ TEST_CASE("from_interval runs every interval, anchored to the occurrence", "[mod
 
   CHECK(error_of([] { (void)omniq::Schedule::from_interval(0s, "tick"); }).kind == errc::invalid_argument);
   CHECK_THAT(error_of([] { (void)omniq::Schedule::from_interval(-5s, "tick"); }).message,
-             Catch::Contains("schedule.interval must be positive"));
+             Catch::Contains("schedule.interval must be at least 1 s, got -5000000 us"));
+}
+
+TEST_CASE("an interval under one second is refused, naming the value, the minimum and why",
+          "[models][schedule]") {
+  // Occurrence task ids have one-second resolution: two occurrences in one second would share
+  // an id and the tasks stream would drop the second while run_count still counted it.
+  for (const Duration every : {Duration(999ms), Duration(1us), Duration(0s), Duration(-5s)}) {
+    INFO("interval " << every.count() << " us");
+    const std::string expected =
+        "schedule.interval must be at least 1 s, got " + std::to_string(every.count()) + " us";
+    const auto made = error_of([every] { (void)omniq::Schedule::from_interval(every, "tick"); });
+    CHECK(made.kind == errc::invalid_argument);
+    CHECK_THAT(made.message, Catch::StartsWith(expected) && Catch::Contains("one-second resolution"));
+    const omniq::Schedule s{.type = omniq::ScheduleType::interval, .func = "tick", .interval = every};
+    const auto validated = error_of([&] { s.validate(); });
+    CHECK(validated.kind == errc::invalid_argument);
+    CHECK(validated.message == made.message);
+  }
+  for (const Duration every : {Duration(1s), Duration(1500ms), omniq::Schedule::min_interval}) {
+    INFO("interval " << every.count() << " us");
+    CHECK_NOTHROW(omniq::Schedule::from_interval(every, "tick").validate());
+  }
+}
+
+TEST_CASE("50 consecutive occurrences 1 s or 1.5 s apart get 50 distinct task ids", "[models][schedule]") {
+  for (const Duration every : {Duration(1s), Duration(1500ms)}) {
+    INFO("interval " << every.count() << " us");
+    auto s = omniq::Schedule::from_interval(every, "tick");
+    // The first occurrence just before a second boundary: the tightest case for whole seconds.
+    s.next_run = at("2031-05-05T10:45:00.999999Z");
+    std::set<std::string> ids;
+    for (int i = 0; i < 50; ++i) {
+      REQUIRE(s.next_run);
+      ids.insert(omniq::occurrence_task_id(s.id, *s.next_run));
+      s.mark_run(*s.next_run);
+    }
+    CHECK(s.run_count == 50);
+    CHECK(ids.size() == 50);
+  }
+}
+
+TEST_CASE("cron occurrences are whole seconds at least 1 s apart, so their task ids never collide",
+          "[models][schedule]") {
+  // A 6-field expression (with seconds) is refused; every occurrence is a whole second, even
+  // on local mean time (New York, UTC-4:56:02 until 1883-11-18, when its clocks went back
+  // 3 min 58 s at noon: the minutes around that are the nearest two occurrences can come).
+  CHECK(error_of([] { (void)omniq::Schedule::from_cron("* * * * * *", "f"); }).kind == errc::invalid_cron);
+  auto s = omniq::Schedule::from_cron("* * * * *", "f", {}, {}, "default", "America/New_York");
+  s.next_run = s.compute_next_after(at("1883-11-18T16:40:00Z"));
+  std::set<std::string> ids;
+  std::optional<Timestamp> previous;
+  for (int i = 0; i < 50; ++i) {
+    REQUIRE(s.next_run);
+    const Timestamp occurrence = *s.next_run;
+    INFO(omniq::format_timestamp(occurrence));
+    CHECK(occurrence.time_since_epoch() % 1s == 0us);
+    if (previous) CHECK(occurrence - *previous >= 1s);
+    ids.insert(omniq::occurrence_task_id(s.id, occurrence));
+    previous = occurrence;
+    s.mark_run(occurrence);
+  }
+  CHECK(ids.size() == 50);
 }
 
 TEST_CASE("a timestamp schedule runs once and then completes", "[models]") {

@@ -22,12 +22,18 @@ ScheduleType parse_schedule_type(std::string_view text);
 ScheduleStatus parse_schedule_status(std::string_view text);
 
 struct Schedule {
+  /// The shortest interval an interval schedule may have. An occurrence's task id has
+  /// one-second resolution (occurrence_task_id), so two occurrences within one second would
+  /// share an id and the tasks stream would drop the second as a duplicate, while run_count
+  /// still counted it.
+  static constexpr Duration min_interval = std::chrono::seconds(1);
+
   std::string id = new_uuid();  // the key in the schedule store
   ScheduleType type = ScheduleType::cron;
   std::string func{};
   std::optional<std::string> cron_expression{};  // type cron
   std::string time_zone = "UTC";                 // type cron: IANA name the expression is read in
-  std::optional<Duration> interval{};            // type interval
+  std::optional<Duration> interval{};            // type interval: at least min_interval
   std::optional<Timestamp> timestamp{};          // type timestamp
   nlohmann::json args = nlohmann::json::array();
   nlohmann::json kwargs = nlohmann::json::object();
@@ -48,7 +54,8 @@ struct Schedule {
                             nlohmann::json args = nlohmann::json::array(),
                             nlohmann::json kwargs = nlohmann::json::object(),
                             std::string queue_name = "default", std::string time_zone = "UTC");
-  /// `every` must be > 0 (else errc::invalid_argument). next_run = now() + every.
+  /// `every` must be at least min_interval, 1 s (else errc::invalid_argument naming the value).
+  /// next_run = now() + every.
   static Schedule from_interval(Duration every, std::string func,
                                 nlohmann::json args = nlohmann::json::array(),
                                 nlohmann::json kwargs = nlohmann::json::object(),
@@ -82,9 +89,19 @@ struct Schedule {
 
   /// Throws omniq::Error: invalid_name for an id that is not a KV key or a queue name that is
   /// not a safe token; invalid_cron for a bad expression or zone; invalid_argument otherwise
-  /// (empty func, missing cron_expression / interval / timestamp for the type, ...).
+  /// (empty func, missing cron_expression / interval / timestamp for the type, an interval
+  /// under min_interval, ...). The schedule store reads back only schedules that pass, so one
+  /// stored by an older version or another client with a shorter interval is never fired.
   void validate() const;
 };
+
+/// The task id of a schedule's occurrence, "<schedule id>-<unix seconds>" ("s<hash>-<unix
+/// seconds>" when the schedule id is not a subject token): the same for every scheduler, so
+/// the tasks stream's deduplication keeps one task per occurrence. Whole seconds: a cron
+/// occurrence is a whole second and an interval is at least Schedule::min_interval, so a
+/// schedule's occurrences never share one (from 1970 on: before it, the seconds are cut
+/// toward zero, and -0.5 s and 0.5 s share "0").
+std::string occurrence_task_id(const std::string& schedule_id, Timestamp occurrence);
 
 void to_json(nlohmann::json& j, ScheduleType type);
 void from_json(const nlohmann::json& j, ScheduleType& type);
