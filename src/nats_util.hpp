@@ -69,7 +69,7 @@ inline void check(natsStatus s, std::string_view what) {
 }
 
 // nats.c takes milliseconds for timeouts and nanoseconds for JetStream durations; these are
-// the only conversions (STYLE.md: units live in types).
+// the only conversions (units live in types).
 template <class Rep, class Period>
 std::int64_t to_ms(std::chrono::duration<Rep, Period> d) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();

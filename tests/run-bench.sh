@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds omniq in Release and runs its benchmark (DESIGN.md §6): each
+# Installs what is missing, builds omniq in Release and runs its benchmark: each
 # scenario through omniq and through raw nats.c on one local nats-server, one JSON line each.
 # Arguments go to omniq_bench: scenario names run a subset, e.g. `tests/run-bench.sh dequeue_ack`.
 # Environment: OMNIQ_BENCH_BUILD_DIR (default build-bench/), OMNIQ_BENCH_N (scales every scenario).

@@ -1,7 +1,7 @@
 // The scheduler turns due schedules into tasks. Any number of schedulers may run at once,
 // in any processes, against the same server: each occurrence of each schedule is enqueued
 // exactly once (a deterministic task id deduplicated by the tasks stream, and a
-// compare-and-swap on the schedule that only one scheduler wins). docs/scheduler.md.
+// compare-and-swap on the schedule that only one scheduler wins). docs/results-and-schedules.md.
 #pragma once
 
 #include <atomic>

@@ -1,6 +1,6 @@
-// omniq's benchmark (DESIGN.md §6): each scenario does the same JetStream work through omniq's
+// omniq's benchmark: each scenario does the same JetStream work through omniq's
 // task queue and through raw nats.c calls, in one run on one local nats-server, and prints one
-// JSON line with both medians and their ratio. A program, not a test (STYLE.md habit 7).
+// JSON line with both medians and their ratio. A program, not a test: speed is measured, never asserted.
 //
 // Usage: omniq_bench [enqueue_batch] [enqueue_single] [dequeue_ack] [result_set] [result_get]
 //                    [schedule_update] [event_log] [worker_noop] [worker_noop_c1]

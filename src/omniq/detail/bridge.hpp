@@ -1,4 +1,4 @@
-// The bridge between nats.c's threads and Asio executors (DESIGN.md §4).
+// The bridge between nats.c's threads and Asio executors (docs/architecture.md, "Threads").
 // Two rules hold everywhere: a coroutine is never resumed on a nats.c thread (completions are
 // posted to the awaiting handler's associated executor, with outstanding work tracked while
 // pending), and a blocking nats.c call never runs on an io thread (it is offloaded here).
