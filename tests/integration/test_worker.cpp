@@ -17,6 +17,7 @@
 #include "omniq/result_store.hpp"
 #include "omniq/task_queue.hpp"
 #include "omniq/worker.hpp"
+#include "running_worker.hpp"
 #include "test_support.hpp"
 
 using namespace omniq;
@@ -42,20 +43,8 @@ struct Fixture : test::ServerFixture {
   }
 };
 
-// A worker serving on a thread of its own; stopped and joined at scope exit.
-struct Running {
-  Worker& worker;
-  std::future<void> done;
-  explicit Running(Worker& w) : worker(w), done(std::async(std::launch::async, [&w] { w.run_sync(); })) {}
-  ~Running() {
-    worker.stop();
-    if (done.valid()) done.wait();
-  }
-  void stop_and_join() {
-    worker.stop();
-    done.get();
-  }
-};
+using test::Running;
+using test::sleep_for;
 
 // A worker whose one handler, "count", counts its runs and returns "again".
 struct CountingWorker {
@@ -76,12 +65,6 @@ Task task(std::string func, json args = json::array(), std::string queue = "defa
   t.queue_name = std::move(queue);
   t.retry_delay = 50ms;
   return t;
-}
-
-// Awaits `ms` milliseconds; throws operation_aborted when the worker cancels the handler.
-asio::awaitable<void> sleep_for(std::chrono::milliseconds ms) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, ms);
-  co_await timer.async_wait(asio::use_awaitable);
 }
 
 using test::wait_until;
@@ -618,7 +601,8 @@ TEST_CASE("worker options and registrations are checked", "[worker]") {
   CHECK(k5 == errc::invalid_argument);
 }
 
-TEST_CASE("a task past its expiry is not run: its state says expired and an expired event is logged", "[worker]") {
+TEST_CASE("a task past its expiry is not run: its result and state say expired, wait_for_result answers, one expired event",
+          "[worker]") {
   Fixture f;
   Worker worker(*f.backend);
   std::atomic<int> runs{0};
@@ -631,7 +615,15 @@ TEST_CASE("a task past its expiry is not run: its state says expired and an expi
   const std::string id = f.q().enqueue(t);
   const std::string fresh = f.q().enqueue(task("late"));
   std::this_thread::sleep_for(400ms);  // expired before any worker takes it
+  auto waiter = std::async(std::launch::async, [&] { return f.results().wait_for_result(id, 20s); });
   Running running(worker);
+  const auto started = Steady::now();
+  // The waiter wakes when the worker that meets the task stores `expired`, not at its timeout.
+  REQUIRE(waiter.wait_for(10s) == std::future_status::ready);
+  const auto expired = waiter.get();
+  REQUIRE(expired);
+  CHECK(expired->status == ResultStatus::expired);
+  CHECK(Steady::now() - started < 5s);
   CHECK(f.result_of(fresh).status == ResultStatus::success);
   REQUIRE(wait_until([&] { return f.count_events(id, EventType::expired) == 1; }, 10s));
   CHECK(runs == 1);  // only the fresh one
