@@ -32,9 +32,6 @@ namespace {
 
 struct Fixture : test::ServerFixture {
   using ServerFixture::ServerFixture;
-  SyncTaskQueue& q() { return backend->sync_task_queue(); }
-  SyncResultStore& results() { return backend->sync_result_store(); }
-  SyncEventLog& events() { return backend->sync_event_log(); }
   TaskStatus status_of(const std::string& id) {
     auto rec = q().get_task(id);
     REQUIRE(rec);

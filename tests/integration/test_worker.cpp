@@ -29,9 +29,6 @@ namespace {
 
 struct Fixture : test::ServerFixture {
   using ServerFixture::ServerFixture;
-  SyncTaskQueue& q() { return backend->sync_task_queue(); }
-  SyncResultStore& results() { return backend->sync_result_store(); }
-  SyncEventLog& events() { return backend->sync_event_log(); }
 
   std::size_t count_events(const std::string& task_id, EventType type) {
     return events().get_events(task_id, type, std::nullopt, std::nullopt, 1000).size();

@@ -81,6 +81,10 @@ struct ServerFixture {
     backend = std::make_unique<NatsBackend>(config, std::move(logger));
     backend->connect_sync();
   }
+  // The blocking parts, for tests on plain threads.
+  SyncTaskQueue& q() { return backend->sync_task_queue(); }
+  SyncResultStore& results() { return backend->sync_result_store(); }
+  SyncEventLog& events() { return backend->sync_event_log(); }
 };
 
 // Another client, careless: publishes raw bytes on a subject with plain nats.c.
