@@ -577,6 +577,32 @@ TEST_CASE("progress restarts the lease and is logged as an executing event", "[w
   CHECK(blocking[1].details["progress"] == 0.25);
 }
 
+TEST_CASE("progress alone keeps a task past ack_wait: delivered once, run once, no delivery set aside", "[worker]") {
+  Fixture f([](Config& c) { c.ack_wait = 1000ms; });
+  // Heartbeats far apart: only the handler's progress reports restart the lease.
+  Worker worker(*f.backend, WorkerOptions{.concurrency = 2, .heartbeat = 30s});
+  std::atomic<int> runs{0};
+  std::atomic<std::uint64_t> last_delivery{0};
+  worker.handle("reporting", [&](TaskContext& ctx, const json&, const json&) -> asio::awaitable<json> {
+    ++runs;
+    for (int i = 1; i <= 10; ++i) {  // 3 s, three times ack_wait
+      co_await sleep_for(300ms);
+      co_await ctx.async_progress(i / 10.0);
+      last_delivery = ctx.delivery();
+    }
+    co_return "done";
+  });
+  const std::string id = f.q().enqueue(task("reporting"));
+  Running running(worker);
+  CHECK(f.result_of(id, 20s).result == "done");
+  std::this_thread::sleep_for(1500ms);  // a redelivery would show up by now
+  CHECK(runs == 1);
+  CHECK(last_delivery == 1);          // the server never delivered it again
+  CHECK(worker.stats().held == 0);    // no second delivery was set aside while it ran
+  CHECK(worker.stats().already_done == 0);
+  CHECK(f.q().get_queue_size("default") == 0);
+}
+
 TEST_CASE("worker options and registrations are checked", "[worker]") {
   Fixture f;
   auto kind = [](const std::function<void()>& f) {
